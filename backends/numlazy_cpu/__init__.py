@@ -1,0 +1,72 @@
+"""numlazy's CPU backend: fused kernels as Numba `prange` loops on all cores.
+
+Registered through the `numlazy.backends` entry-point group, like any third-party backend.
+Buffers are NumPy arrays. Each fused kernel becomes a generated module (see `render`) with a
+parallel and a serial variant; loops over fewer than `serial_threshold` elements take the
+serial one (a parallel launch costs ~3 µs, NUMBA_NOTES.md). Matmul runs through NumPy's BLAS.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from numlazy import cache, config, metrics, ops
+from numlazy.codegen import CONSTANTS, DTYPE_NAMES, KernelParts
+from numlazy.registry import Backend
+
+from .render import render
+
+
+class CpuBackend(Backend):
+    name = "cpu"
+
+    def to_device(self, array, index):
+        return array
+
+    def to_host(self, buffer):
+        return buffer
+
+    def allocate(self, shape, dtype, index):
+        return np.empty(shape, dtype)
+
+    def compile_kernel(self, kernel, graph):
+        parts = KernelParts(graph, kernel)
+        module = cache.load_module(render(parts, PRELUDE))
+        return Launcher(module.parallel, module.serial)
+
+    def run_opaque(self, op_name, inputs, out, node):
+        if op_name != "matmul":
+            raise NotImplementedError(op_name)
+        np.matmul(*inputs, out=out)
+
+
+PRELUDE = "\n".join([
+    "from numba import njit, prange",
+    "from numpy import empty",
+    f"from numpy import {', '.join(ops.VOCABULARY)}",
+    f"from numpy import {', '.join(DTYPE_NAMES + list(CONSTANTS))}",
+])
+
+
+class Launcher:
+    """Calls the serial or parallel variant by loop size. A variant's first call compiles it
+    or loads it from Numba's disk cache; loads count as `DiskCacheHit`."""
+
+    __slots__ = ("parallel", "serial", "called")
+
+    def __init__(self, parallel, serial):
+        self.parallel, self.serial, self.called = parallel, serial, set()
+
+    def __call__(self, sizes, outs, ins, rts):
+        total = math.prod(sizes)
+        if total < config.get("serial_threshold") or self.parallel is None:
+            fn, chunks = self.serial, 1
+        else:
+            fn, chunks = self.parallel, max(1, min(total // 1024, 4 * numba.get_num_threads()))
+        fn(sizes, chunks, *outs, *ins, *rts)
+        if fn not in self.called:
+            self.called.add(fn)
+            if fn.stats.cache_hits:
+                metrics.increment("DiskCacheHit")

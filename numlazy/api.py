@@ -1,0 +1,554 @@
+"""The public array functions. Each records a node; nothing runs until a step.
+
+Elementwise functions are generated from the op table. Every check (dtypes, shapes, axes,
+devices) happens here, before anything is recorded, so a mistake raises where the user wrote
+it and leaves no half-recorded graph.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+import operator
+
+import numpy as np
+
+from . import dtypes as dt
+from . import ir, ops
+from ._array import Array
+from .device import Device, parse
+from .registry import backend_for
+
+_SCALARS = (bool, int, float)
+
+
+# --- arguments -----------------------------------------------------------------------------
+
+def _describe(x) -> str:
+    return f"{type(x).__name__} {x!r}" if isinstance(x, _SCALARS) else type(x).__name__
+
+
+def _operands(name: str, args) -> tuple[list, Device]:
+    """Arrays stay, Python scalars stay (weak), NumPy arrays and sequences become arrays on
+    the arrays' device. All arrays must share one device."""
+    devices = {a.device for a in args if isinstance(a, Array)}
+    if len(devices) > 1:
+        names = " and ".join(sorted(map(str, devices)))
+        raise ValueError(f"{name}: arrays are on different devices ({names}); move them with "
+                         f"x.to_device(...) first")
+    device = devices.pop() if devices else None
+    out = []
+    for i, a in enumerate(args):
+        if isinstance(a, (Array, *_SCALARS)) and not isinstance(a, np.generic):
+            out.append(a)
+        elif isinstance(a, (np.ndarray, np.generic, list, tuple)):
+            out.append(asarray(a, device=device))
+        else:
+            raise TypeError(f"{name}: argument {i + 1} must be a numlazy array, a NumPy array "
+                            f"or a Python scalar (bool, int, float), got {_describe(a)}")
+    if not builtins.any(isinstance(a, Array) for a in out):
+        out[0] = asarray(out[0])
+    device = next(a.device for a in out if isinstance(a, Array))
+    return out, device
+
+
+def _broadcast_shape(name: str, shapes) -> tuple:
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise ValueError(f"{name}: shapes {' and '.join(map(str, shapes))} cannot be "
+                         f"broadcast together") from None
+
+
+def _leaf(value, dtype, device) -> ir.Node:
+    return ir.param(value, dtype, device)
+
+
+def _elementwise_node(name, operands, loop, out_dtype, device, shape=None) -> Array:
+    shape = shape if shape is not None else _broadcast_shape(
+        name, [a.shape for a in operands if isinstance(a, Array)])
+    srcs = []
+    for a, want in zip(operands, loop):
+        if isinstance(a, Array):
+            srcs.append(broadcast_to(a, shape)._node)
+        else:
+            dt.check_scalar_fits(a, want, name)
+            srcs.append(_leaf(a, want, device))
+    dt.check_supported(out_dtype)
+    return Array(ir.make(name, tuple(srcs), (loop,), (), shape, out_dtype, device))
+
+
+def _ufunc_function(op: ops.Op):
+    def fn(*args):
+        if len(args) != op.nin:
+            raise TypeError(f"{op.name}() takes {op.nin} argument(s), got {len(args)}")
+        operands, device = _operands(op.name, args)
+        kinds = tuple(a.dtype if isinstance(a, Array) else type(a) for a in operands)
+        loop, out_dtype = dt.resolve_ufunc(op.ufunc, kinds)
+        return _elementwise_node(op.name, operands, loop, out_dtype, device)
+    fn.__name__ = fn.__qualname__ = op.name
+    fn.__doc__ = op.doc
+    return fn
+
+
+ELEMENTWISE_FUNCTIONS = {name: _ufunc_function(op) for name, op in ops.TABLE.items()
+                         if op.ufunc is not None}
+globals().update(ELEMENTWISE_FUNCTIONS)
+
+
+def round(x, /):  # noqa: A001 - array API name
+    """Round to the nearest integer, halves to even (`np.round`)."""
+    (x,), device = _operands("round", (x,))
+    return _elementwise_node("round", [x], (x.dtype,), x.dtype, device)
+
+
+def where(condition, x1, x2, /):
+    """Elements of `x1` where `condition` is true, else of `x2` (Python scalars are weak)."""
+    operands, device = _operands("where", (condition, x1, x2))
+    kinds = [a.dtype if isinstance(a, Array) else type(a) for a in operands[1:]]
+    if builtins.all(isinstance(k, type) for k in kinds):
+        kinds[0] = asarray(operands[1]).dtype
+    result = dt.result_type(*kinds)
+    return _elementwise_node("where", operands, (dt.bool_, result, result), result, device)
+
+
+def astype(x, dtype, /, *, copy: bool = True, device=None):
+    """`x` converted to `dtype` (values cast as NumPy's `astype` does)."""
+    (x,), _ = _operands("astype", (x,))
+    dtype = dt.as_dtype(dtype)
+    if device is not None:
+        x = asarray(x, device=device)
+    if dtype == x.dtype and not copy:
+        return x
+    return _elementwise_node("astype", [x], (x.dtype,), dtype, x.device, x.shape)
+
+
+def clip(x, /, min=None, max=None):  # noqa: A002 - array API names
+    """`x` limited to [min, max]; NaN stays NaN; the result keeps x's dtype."""
+    out = x
+    if min is not None:
+        out = maximum(out, min)  # noqa: F821 - generated from the op table
+    if max is not None:
+        out = minimum(out, max)  # noqa: F821
+    return out if out.dtype == x.dtype else astype(out, x.dtype)
+
+
+# --- reductions ----------------------------------------------------------------------------
+
+def _axes(name: str, ndim: int, axis) -> tuple:
+    if axis is None:
+        return tuple(range(ndim))
+    items = axis if isinstance(axis, tuple) else (axis,)
+    out = []
+    for a in items:
+        if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
+            raise TypeError(f"{name}: axis must be an int, a tuple of ints or None, got "
+                            f"{_describe(a)}")
+        if not -ndim <= a < ndim:
+            raise np.exceptions.AxisError(f"{name}: axis {a} is out of bounds for an array "
+                                          f"of dimension {ndim}")
+        out.append(int(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name}: repeated axis in {axis}")
+    return tuple(sorted(out))
+
+
+def _reduce(name: str, x, axis=None, keepdims=False, dtype=None) -> Array:
+    (x,), _ = _operands(name, (x,))
+    axes = _axes(name, x.ndim, axis)
+    if dtype is not None:
+        x = astype(x, dtype, copy=False)
+    out_dtype = ops.reduce_dtype(name, x.dtype)
+    if not axes:
+        return astype(x, out_dtype, copy=False)
+    if name in ops.IDENTITY_FREE and builtins.any(x.shape[a] == 0 for a in axes):
+        raise ValueError(f"{name}: zero-size reduction over axis {axis} of shape {x.shape}; "
+                         f"{name} has no identity")
+    shape = tuple(s for d, s in enumerate(x.shape) if d not in axes)
+    out = Array(ir.make(name, (x._node,), (axes,), (), shape, out_dtype, x.device))
+    return expand_dims(out, axis=axes) if keepdims else out
+
+
+def _make_reduction(name):
+    def fn(x, /, *, axis=None, keepdims=False):
+        return _reduce(name, x, axis, keepdims)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"`{name}` over `axis` (int, tuple or None = all), as NumPy."
+    return fn
+
+
+max, min, any, all = (_make_reduction(n) for n in ("max", "min", "any", "all"))  # noqa: A001
+
+
+def sum(x, /, *, axis=None, dtype=None, keepdims=False):  # noqa: A001
+    """Sum over `axis`; integers sum in the default integer type, float32 accumulates in
+    float64 and rounds once at the end."""
+    return _reduce("sum", x, axis, keepdims, dtype)
+
+
+def prod(x, /, *, axis=None, dtype=None, keepdims=False):
+    """Product over `axis`, dtypes as `sum`."""
+    return _reduce("prod", x, axis, keepdims, dtype)
+
+
+def _arg_reduction(name):
+    def fn(x, /, *, axis=None, keepdims=False):
+        if axis is not None and not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"{name}: axis must be an int or None, got {_describe(axis)}")
+        if axis is None and keepdims:
+            out = _reduce(name, x, None, False)
+            return reshape(out, (1,) * x.ndim)
+        return _reduce(name, x, axis, keepdims)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"Index of the {name[3:]}imum along `axis` (flat index if None); first NaN wins."
+    return fn
+
+
+argmax, argmin = _arg_reduction("argmax"), _arg_reduction("argmin")
+
+
+def _count(x, axis) -> int:
+    return math.prod(x.shape[a] for a in _axes("mean", x.ndim, axis))
+
+
+def _float_input(name, x) -> Array:
+    (x,), _ = _operands(name, (x,))
+    return x if dt.is_float(x.dtype) else astype(x, dt.default_float)
+
+
+def mean(x, /, *, axis=None, keepdims=False):
+    """Arithmetic mean over `axis` (integers give float64, as NumPy)."""
+    x = _float_input("mean", x)
+    return divide(sum(x, axis=axis, keepdims=keepdims), float(_count(x, axis)))  # noqa: F821
+
+
+def var(x, /, *, axis=None, correction=0.0, keepdims=False):
+    """Variance over `axis` with `correction` (NumPy's ddof): two passes, mean first."""
+    x = _float_input("var", x)
+    d = subtract(x, mean(x, axis=axis, keepdims=True))  # noqa: F821
+    ss = sum(multiply(d, d), axis=axis, keepdims=keepdims)  # noqa: F821
+    return divide(ss, float(builtins.max(_count(x, axis) - correction, 0)))  # noqa: F821
+
+
+def std(x, /, *, axis=None, correction=0.0, keepdims=False):
+    """Standard deviation: `sqrt(var(...))`."""
+    return sqrt(var(x, axis=axis, correction=correction, keepdims=keepdims))  # noqa: F821
+
+
+# --- views ---------------------------------------------------------------------------------
+
+def _view(op, x: Array, attrs, rt, shape) -> Array:
+    rt = tuple(np.int64(v) for v in rt)
+    return Array(ir.make(op, (x._node,), attrs, rt, tuple(shape), x.dtype, x.device))
+
+
+def broadcast_to(x, /, shape) -> Array:
+    """`x` seen with `shape` (stride-0 reads, no copy)."""
+    (x,), _ = _operands("broadcast_to", (x,))
+    shape = _shape("broadcast_to", shape)
+    if shape == x.shape:
+        return x
+    lead = len(shape) - x.ndim
+    if lead < 0 or builtins.any(s not in (1, t) for s, t in zip(x.shape, shape[lead:])):
+        raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}")
+    attrs = tuple(-1 if s == 1 else lead + d for d, s in enumerate(x.shape))
+    return _view("broadcast", x, attrs, (), shape)
+
+
+def broadcast_arrays(*arrays):
+    shape = _broadcast_shape("broadcast_arrays", [a.shape for a in arrays])
+    return [broadcast_to(a, shape) for a in arrays]
+
+
+def permute_dims(x, /, axes) -> Array:
+    """`x` with its axes reordered (an index map, no copy)."""
+    (x,), _ = _operands("permute_dims", (x,))
+    axes = tuple(operator.index(a) % builtins.max(x.ndim, 1) for a in axes)
+    if sorted(axes) != list(range(x.ndim)):
+        raise ValueError(f"permute_dims: axes {axes} are not a permutation of "
+                         f"{tuple(range(x.ndim))} for shape {x.shape}")
+    if axes == tuple(range(x.ndim)):
+        return x
+    return _view("permute", x, axes, (), [x.shape[a] for a in axes])
+
+
+def matrix_transpose(x, /) -> Array:
+    axes = list(range(x.ndim))
+    axes[-2:] = axes[:-3:-1]
+    return permute_dims(x, tuple(axes))
+
+
+def reshape(x, /, shape, *, copy=None) -> Array:
+    """`x` with a new shape of the same size (one -1 is inferred)."""
+    (x,), _ = _operands("reshape", (x,))
+    shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    if shape.count(-1) > 1:
+        raise ValueError(f"reshape: only one -1 is allowed, got {shape}")
+    known = math.prod(s for s in shape if s != -1)
+    if -1 in shape:
+        if known == 0 or x.size % known:
+            raise ValueError(f"reshape: cannot reshape array of size {x.size} into {shape}")
+        shape = tuple(x.size // known if s == -1 else s for s in shape)
+    shape = _shape("reshape", shape)
+    if math.prod(shape) != x.size:
+        raise ValueError(f"reshape: cannot reshape array of size {x.size} (shape {x.shape}) "
+                         f"into shape {shape}")
+    if shape == x.shape and not copy:
+        return x
+    node = x._node
+    if node.realized and copy is not True:     # contiguous data: a view of the same buffer
+        return Array(ir.data(node.buffer.reshape(shape), shape, x.dtype, x.device))
+    attrs = (x.ndim, len(shape))
+    return _view("reshape", x, attrs, x.shape + shape, shape)
+
+
+def _index_view(name, x: Array, entries) -> Array:
+    """Basic indexing: entries are ('f',), ('s', start, step, length), ('i', index), ('n',)."""
+    attrs = tuple(e[0] for e in entries)
+    if builtins.all(a == "f" for a in attrs):
+        return x
+    rt, shape, d = [], [], 0
+    for e in entries:
+        if e[0] == "f":
+            shape.append(x.shape[d])
+        elif e[0] == "s":
+            rt += [e[1], e[2]]
+            shape.append(e[3])
+        elif e[0] == "i":
+            rt.append(e[1])
+        else:
+            shape.append(1)
+        d += e[0] != "n"
+    return _view("slice", x, attrs, rt, shape)
+
+
+def expand_dims(x, /, axis=0) -> Array:
+    """`x` with size-1 axes inserted at `axis` (int or tuple, positions in the result)."""
+    (x,), _ = _operands("expand_dims", (x,))
+    axes = _axes("expand_dims", x.ndim + (len(axis) if isinstance(axis, tuple) else 1), axis)
+    entries = [("n",) if d in axes else ("f",) for d in range(x.ndim + len(axes))]
+    return _index_view("expand_dims", x, entries)
+
+
+def squeeze(x, /, axis) -> Array:
+    """`x` without the size-1 axes `axis`."""
+    (x,), _ = _operands("squeeze", (x,))
+    axes = _axes("squeeze", x.ndim, axis)
+    for a in axes:
+        if x.shape[a] != 1:
+            raise ValueError(f"squeeze: axis {a} has size {x.shape[a]}, not 1 (shape {x.shape})")
+    return _index_view("squeeze", x, [("i", 0) if d in axes else ("f",) for d in range(x.ndim)])
+
+
+def flip(x, /, *, axis=None) -> Array:
+    """`x` with the order of elements reversed along `axis` (a view)."""
+    (x,), _ = _operands("flip", (x,))
+    axes = _axes("flip", x.ndim, axis)
+    return _index_view("flip", x, [("s", builtins.max(x.shape[d] - 1, 0), -1, x.shape[d])
+                                   if d in axes else ("f",) for d in range(x.ndim)])
+
+
+def getitem(x: Array, key) -> Array:
+    """Basic indexing: integers, slices (with steps), None and Ellipsis."""
+    key = key if isinstance(key, tuple) else (key,)
+    if builtins.any(isinstance(k, (Array, np.ndarray, list)) for k in key):
+        raise IndexError("integer-array and boolean indexing are not supported yet; "
+                         "accepted: integers, slices, None and ...")
+    n_ellipsis = builtins.sum(k is Ellipsis for k in key)
+    if n_ellipsis > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    consumed = builtins.sum(k is not None and k is not Ellipsis for k in key)
+    if consumed > x.ndim:
+        raise IndexError(f"too many indices for array: array is {x.ndim}-dimensional, but "
+                         f"{consumed} were indexed")
+    if n_ellipsis == 0:
+        key = key + (Ellipsis,)
+    entries, d = [], 0
+    for k in key:
+        if k is Ellipsis:
+            entries += [("f",)] * (x.ndim - consumed)
+            d += x.ndim - consumed
+        elif k is None:
+            entries.append(("n",))
+        elif isinstance(k, slice):
+            start, stop, step = k.indices(x.shape[d])
+            length = len(range(start, stop, step))
+            full = start == 0 and step == 1 and length == x.shape[d]
+            entries.append(("f",) if full else ("s", start if length else 0, step, length))
+            d += 1
+        elif isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+            n = x.shape[d]
+            if not -n <= k < n:
+                raise IndexError(f"index {k} is out of bounds for axis {d} with size {n}")
+            entries.append(("i", int(k) % n))
+            d += 1
+        else:
+            raise IndexError(f"only integers, slices (`:`), ellipsis (`...`) and None are "
+                             f"valid indices, got {_describe(k)}")
+    return _index_view("getitem", x, entries)
+
+
+# --- creation ------------------------------------------------------------------------------
+
+def _shape(name, shape) -> tuple:
+    shape = shape if isinstance(shape, (tuple, list)) else (shape,)
+    try:
+        shape = tuple(operator.index(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"{name}: shape must be an int or a tuple of ints, got {shape!r}") \
+            from None
+    if builtins.any(s < 0 for s in shape):
+        raise ValueError(f"{name}: negative dimensions are not allowed, got {shape}")
+    return shape
+
+
+def _create(op, rt, shape, dtype, device) -> Array:
+    d = parse(device)
+    backend_for(d)
+    return Array(ir.Node(op, (), (), rt, shape, dtype, d))
+
+
+def _scalar_dtype(value) -> np.dtype:
+    if isinstance(value, bool):
+        return dt.bool_
+    if isinstance(value, int):
+        return dt.default_int
+    if isinstance(value, float):
+        return dt.default_float
+    raise TypeError(f"fill value must be a bool, int or float, got {_describe(value)}")
+
+
+def full(shape, fill_value, *, dtype=None, device=None) -> Array:
+    """An array of `shape` filled with `fill_value` (a runtime value: no recompile)."""
+    shape = _shape("full", shape)
+    if isinstance(fill_value, Array) or isinstance(fill_value, np.generic):
+        fill_value = fill_value.item()
+    dtype = _scalar_dtype(fill_value) if dtype is None else dt.as_dtype(dtype)
+    dt.check_scalar_fits(fill_value, dtype, "full")
+    return _create("full", (dtype.type(fill_value),), shape, dtype, device)
+
+
+def zeros(shape, *, dtype=None, device=None) -> Array:
+    return full(shape, 0, dtype=dtype or dt.default_float, device=device)
+
+
+def ones(shape, *, dtype=None, device=None) -> Array:
+    return full(shape, 1, dtype=dtype or dt.default_float, device=device)
+
+
+def empty(shape, *, dtype=None, device=None) -> Array:
+    """Uninitialized in NumPy; here zero-filled, which costs nothing extra when fused."""
+    return zeros(shape, dtype=dtype, device=device)
+
+
+def _like(fn):
+    def like(x, /, *args, dtype=None, device=None):
+        return fn(x.shape, *args, dtype=dtype or x.dtype, device=device or x.device)
+    like.__name__ = like.__qualname__ = fn.__name__ + "_like"
+    like.__doc__ = f"`{fn.__name__}` with the shape (and by default dtype, device) of `x`."
+    return like
+
+
+zeros_like, ones_like, empty_like, full_like = map(_like, (zeros, ones, empty, full))
+
+
+def arange(start, /, stop=None, step=1, *, dtype=None, device=None) -> Array:
+    """Evenly spaced values in [start, stop): `start + i * step`."""
+    if stop is None:
+        start, stop = 0, start
+    for v in (start, stop, step):
+        _scalar_dtype(v)
+    if step == 0:
+        raise ValueError("arange: step must not be zero")
+    n = builtins.max(0, math.ceil((stop - start) / step))
+    natural = np.arange(start, start + step, step).dtype if n else \
+        dt.result_type(*(type(v) for v in (start, stop, step)))
+    dtype = dt.check_supported(np.dtype(natural)) if dtype is None else dt.as_dtype(dtype)
+    kind = np.int64 if builtins.all(isinstance(v, int) for v in (start, step)) else np.float64
+    return _create("arange", (kind(start), kind(step)), (n,), dtype, device)
+
+
+def linspace(start, stop, /, num, *, dtype=None, device=None, endpoint=True) -> Array:
+    """`num` evenly spaced floats from start to stop (inclusive if `endpoint`)."""
+    num = operator.index(num)
+    if num < 0:
+        raise ValueError(f"linspace: num must be non-negative, got {num}")
+    dtype = dt.default_float if dtype is None else dt.as_dtype(dtype)
+    if not dt.is_float(dtype):
+        raise TypeError(f"linspace: dtype must be a floating-point dtype, got {dtype}")
+    div = (num - 1) if endpoint else num
+    step = (stop - start) / div if div > 0 else 0.0
+    last = num - 1 if endpoint and num > 1 else -1
+    rt = (np.float64(start), np.float64(step), np.float64(stop), np.int64(last))
+    return _create("linspace", rt, (num,), dtype, device)
+
+
+def eye(n_rows, n_cols=None, /, *, k=0, dtype=None, device=None) -> Array:
+    """Ones on the k-th diagonal, zeros elsewhere."""
+    shape = _shape("eye", (n_rows, n_rows if n_cols is None else n_cols))
+    dtype = dt.default_float if dtype is None else dt.as_dtype(dtype)
+    return _create("eye", (np.int64(k),), shape, dtype, device)
+
+
+def asarray(obj, /, *, dtype=None, device=None, copy=None) -> Array:
+    """An array from a numlazy array, a NumPy array, a Python scalar or nested sequences.
+
+    Host data is copied by default: a lazy result must not change if the source is mutated
+    before the step runs. `copy=False` shares the NumPy buffer on host devices (raises where
+    sharing is impossible).
+    """
+    target = parse(device) if device is not None else None
+    if isinstance(obj, Array):
+        if dtype is not None:
+            obj = astype(obj, dtype, copy=bool(copy))
+        if target is None or target == obj.device:
+            return astype(obj, obj.dtype, copy=True) if copy else obj
+        host = np.asarray(obj)
+        return asarray(host, device=target)
+    target = target or parse(None)
+    backend = backend_for(target)
+    try:
+        host = np.asarray(obj, dtype=None if dtype is None else dt.as_dtype(dtype))
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"asarray: cannot convert {type(obj).__name__} to an array: {exc}") \
+            from None
+    if host.dtype == object:
+        raise TypeError("asarray: object arrays are not supported; supported dtypes: "
+                        f"{dt.NAMES}")
+    host_dtype = dt.check_supported(host.dtype)
+    shareable = host.flags.c_contiguous and host.dtype == host_dtype and host.flags.writeable
+    if copy is False and not shareable:
+        raise ValueError("asarray: copy=False but the data must be copied (not C-contiguous, "
+                         "not writeable or not native byte order)")
+    host = np.array(host, dtype=host_dtype, order="C", copy=copy is not False)
+    buffer = backend.to_device(host, target.index or 0)
+    return Array(ir.data(buffer, host.shape, host_dtype, target))
+
+
+def from_numpy(array: np.ndarray, *, device=None) -> Array:
+    return asarray(array, device=device)
+
+
+# --- opaque ops ----------------------------------------------------------------------------
+
+def matmul(x1, x2, /) -> Array:
+    """Matrix product with NumPy's rules for 1-D operands and batch broadcasting."""
+    (x1, x2), device = _operands("matmul", (x1, x2))
+    if not isinstance(x1, Array) or not isinstance(x2, Array) or x1.ndim == 0 or x2.ndim == 0:
+        raise ValueError("matmul: both operands must be arrays of at least one dimension")
+    a = x1.shape if x1.ndim > 1 else (1,) + x1.shape
+    b = x2.shape if x2.ndim > 1 else x2.shape + (1,)
+    if a[-1] != b[-2]:
+        raise ValueError(f"matmul: shapes {x1.shape} and {x2.shape} are not aligned: "
+                         f"{a[-1]} (dim {x1.ndim - 1} of x1) != {b[-2]} (dim "
+                         f"{builtins.max(x2.ndim - 2, 0)} of x2)")
+    batch = _broadcast_shape("matmul", [a[:-2], b[:-2]])
+    shape = batch + (a[-2],) * (x1.ndim > 1) + (b[-1],) * (x2.ndim > 1)
+    dtype = dt.result_type(x1.dtype, x2.dtype)
+    srcs = tuple(astype(x, dtype, copy=False)._node for x in (x1, x2))
+    return Array(ir.make("matmul", srcs, (), (), shape, dtype, device))
+
+
+__all__ = sorted(
+    [name for name, value in globals().items()
+     if callable(value) and not name.startswith("_")
+     and getattr(value, "__module__", None) == __name__ and name != "getitem"])

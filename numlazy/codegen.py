@@ -1,0 +1,111 @@
+"""The scalar-expression emitter shared by every Numba target (DESIGN.md rule 8).
+
+`KernelParts` turns a fused `LoopKernel` into the pieces a backend wraps in its own loops:
+argument names, the statements that compute every stored value at a loop index, and the
+reduction's accumulator. Generated text depends only on the graph's structure, never on sizes
+or values, so its hash names the kernel on disk.
+
+    v3 = float64(sin(a0[i0]))              # elementwise op, cast to the node's dtype
+    v5 = float64((v3 * a1[0]))             # a broadcast read: an index map, not a copy
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import dtypes as dt
+from . import ops
+from .fusion import LoopKernel
+from .ir import Graph
+
+
+def cast(dtype: np.dtype, expr: str) -> str:
+    return f"{dtype.type.__name__}({expr})"
+
+
+# Names generated code may use besides ops.VOCABULARY: dtype constructors and constants.
+DTYPE_NAMES = sorted(d.type.__name__ for d in dt.SUPPORTED)
+CONSTANTS = ("inf", "nan")
+
+
+class KernelParts:
+    """The target-independent text of one loop kernel.
+
+    Arguments, in order: `n` (the loop space's shape, a tuple), one array per output
+    (`o<pos>`), one per buffer read (`a<pos>`), then every runtime value (`r<pos>_<j>`).
+    Index variables are `i0 .. i<rank-1>` over the loop space.
+    """
+
+    def __init__(self, graph: Graph, kernel: LoopKernel):
+        self.graph, self.kernel = graph, kernel
+        nodes = graph.nodes
+        self.rank = len(nodes[kernel.space].shape)
+        self.index = tuple(f"i{d}" for d in range(self.rank))
+        self.outs = [f"o{p}" for p in kernel.outputs]
+        self.ins = [f"a{p}" for p in kernel.reads]
+        self.rt_names = {p: [f"r{p}_{j}" for j in range(len(nodes[p].rt))] for p in kernel.rts}
+        self.args = ["n"] + self.outs + self.ins + [n for p in kernel.rts
+                                                     for n in self.rt_names[p]]
+        self._reads = set(kernel.reads)
+        self._memo: dict = {}
+        self.lines: list[str] = []
+        self._stores()
+
+    # -- values -----------------------------------------------------------------------------
+
+    def value(self, p: int, idx: tuple) -> str:
+        """An expression (a variable or an argument) for node `p` at index `idx`."""
+        key = (p, idx)
+        if key not in self._memo:
+            self._memo[key] = self._emit(p, idx)
+        return self._memo[key]
+
+    def _emit(self, p: int, idx: tuple) -> str:
+        node, nodes = self.graph.nodes[p], self.graph.nodes
+        if node.op == "param":
+            return self.rt_names[p][0]
+        if p in self._reads and not (p in self.kernel.stores and idx == self.index):
+            return f"a{p}[{_subscript(idx)}]"
+        op = ops.TABLE[node.op]
+        srcs = [self.graph.pos[id(s)] for s in node.srcs]
+        if op.kind == ops.VIEW:
+            return self.value(srcs[0], tuple(op.index_map(node.attrs, idx, self.rt_names.get(p))))
+        if op.kind == ops.CREATION:
+            return self._assign(cast(node.dtype, op.value(idx, self.rt_names[p])))
+        loop = node.attrs[0]
+        args = []
+        for s, want in zip(srcs, loop):
+            v = self.value(s, idx)
+            args.append(v if nodes[s].dtype == want else cast(want, v))
+        return self._assign(cast(node.dtype, op.template(loop).format(*args)))
+
+    def _assign(self, expr: str) -> str:
+        name = f"v{len(self.lines)}"
+        self.lines.append(f"{name} = {expr}")
+        return name
+
+    def _stores(self) -> None:
+        for p in self.kernel.stores:
+            v = self.value(p, self.index)
+            self.lines.append(f"o{p}[{_subscript(self.index)}] = {v}")
+
+    # -- reductions -------------------------------------------------------------------------
+
+    def reduction(self):
+        """(statements computing the reduced value `v` at the loop index, with the stores),
+        the `Reduction` entry, the accumulator dtype, the output dtype, reduced dims, and the
+        expression of the flat index within the reduced dims (argmin/argmax's `k`)."""
+        nodes, k = self.graph.nodes, self.kernel
+        node = nodes[k.reduce]
+        axes = node.attrs[0]
+        v = self.value(k.space, self.index)
+        lines = self.lines + [f"v = {v}"]
+        red = ops.REDUCTIONS[node.op]
+        acc_dtype = ops.accumulator_dtype(node.op, nodes[k.space].dtype, node.dtype)
+        flat = "0"
+        for d in axes:
+            flat = f"({flat} * n[{d}] + i{d})"
+        return lines, red, acc_dtype, node.dtype, axes, flat
+
+
+def _subscript(idx: tuple) -> str:
+    return ", ".join(idx) if idx else "0"

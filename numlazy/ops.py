@@ -1,0 +1,294 @@
+"""The op table: every op declared once.
+
+An entry says what kind of op it is, how its result dtype is found, how NumPy computes it
+(the reference the interpreter and the tests use), and how it is spelled in generated code.
+The public functions (`numlazy/api.py`), fusion, both backends' code generators and the tests
+all read this table; adding an op is one entry here plus, at most, one lowering per backend.
+
+Scalar expressions are format templates over operand values (`{0}`, `{1}`) written in a small
+vocabulary (`VOCABULARY`): Python operators and NumPy ufunc names. Each backend binds those
+names for its target (CPU: NumPy's scalar ufuncs inside Numba). The emitter in
+`numlazy/codegen.py` casts operands to the op's loop dtypes first and the result to the
+node's dtype after, which is how generated code keeps NumPy's result dtypes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import dtypes as dt
+
+ELEMENTWISE, REDUCE, VIEW, OPAQUE, CREATION = (
+    "elementwise", "reduce", "view", "opaque", "creation")
+
+
+@dataclass(frozen=True, eq=False)
+class Op:
+    name: str
+    kind: str
+    nin: int
+    ref: Callable                        # NumPy reference implementation
+    ufunc: Optional[np.ufunc] = None     # dtype rule: NumPy's loop resolution for this ufunc
+    expr: object = None                  # template str, or fn(loop dtypes) -> template
+    doc: str = ""
+
+    def template(self, loop_dtypes) -> str:
+        return self.expr(loop_dtypes) if callable(self.expr) else self.expr
+
+
+TABLE: dict[str, Op] = {}
+
+
+def _add(op: Op) -> Op:
+    assert op.name not in TABLE, op.name
+    TABLE[op.name] = op
+    return op
+
+
+# --- elementwise: (array API name, NumPy ufunc, template) --------------------------------
+
+def _int_identity(float_template: str):
+    """floor/ceil/trunc/round of an integer is the integer itself."""
+    return lambda loop: "{0}" if loop[0].kind in "iub" else float_template
+
+
+def _bool_or(bool_template: str, other: str):
+    return lambda loop: bool_template if loop[0].kind == "b" else other
+
+
+def _float_or_const(float_template: str, const: str):
+    """isnan/isinf/isfinite: an integer is never NaN or infinite."""
+    return lambda loop: float_template if loop[0].kind == "f" else const
+
+
+UNARY = [
+    ("abs", np.absolute, "absolute({0})"),
+    ("negative", np.negative, "(-{0})"),
+    ("positive", np.positive, "(+{0})"),
+    ("sqrt", np.sqrt, "sqrt({0})"),
+    ("square", np.square, "({0} * {0})"),
+    ("exp", np.exp, "exp({0})"),
+    ("expm1", np.expm1, "expm1({0})"),
+    ("log", np.log, "log({0})"),
+    ("log1p", np.log1p, "log1p({0})"),
+    ("log2", np.log2, "log2({0})"),
+    ("log10", np.log10, "log10({0})"),
+    ("sin", np.sin, "sin({0})"),
+    ("cos", np.cos, "cos({0})"),
+    ("tan", np.tan, "tan({0})"),
+    ("asin", np.arcsin, "arcsin({0})"),
+    ("acos", np.arccos, "arccos({0})"),
+    ("atan", np.arctan, "arctan({0})"),
+    ("sinh", np.sinh, "sinh({0})"),
+    ("cosh", np.cosh, "cosh({0})"),
+    ("tanh", np.tanh, "tanh({0})"),
+    ("asinh", np.arcsinh, "arcsinh({0})"),
+    ("acosh", np.arccosh, "arccosh({0})"),
+    ("atanh", np.arctanh, "arctanh({0})"),
+    ("sign", np.sign, "sign({0})"),
+    ("floor", np.floor, _int_identity("floor({0})")),
+    ("ceil", np.ceil, _int_identity("ceil({0})")),
+    ("trunc", np.trunc, _int_identity("trunc({0})")),
+    ("isnan", np.isnan, _float_or_const("isnan({0})", "False")),
+    ("isinf", np.isinf, _float_or_const("isinf({0})", "False")),
+    ("isfinite", np.isfinite, _float_or_const("isfinite({0})", "True")),
+    ("logical_not", np.logical_not, "(not {0})"),
+    ("bitwise_invert", np.invert, _bool_or("(not {0})", "(~{0})")),
+]
+
+BINARY = [
+    ("add", np.add, "({0} + {1})"),
+    ("subtract", np.subtract, "({0} - {1})"),
+    ("multiply", np.multiply, "({0} * {1})"),
+    ("divide", np.true_divide, "({0} / {1})"),
+    ("floor_divide", np.floor_divide, "({0} // {1})"),
+    ("remainder", np.remainder, "({0} % {1})"),
+    ("pow", np.power, "power({0}, {1})"),
+    ("maximum", np.maximum, "maximum({0}, {1})"),
+    ("minimum", np.minimum, "minimum({0}, {1})"),
+    ("atan2", np.arctan2, "arctan2({0}, {1})"),
+    ("hypot", np.hypot, "hypot({0}, {1})"),
+    ("logaddexp", np.logaddexp, "logaddexp({0}, {1})"),
+    ("copysign", np.copysign, "copysign({0}, {1})"),
+    ("equal", np.equal, "({0} == {1})"),
+    ("not_equal", np.not_equal, "({0} != {1})"),
+    ("less", np.less, "({0} < {1})"),
+    ("less_equal", np.less_equal, "({0} <= {1})"),
+    ("greater", np.greater, "({0} > {1})"),
+    ("greater_equal", np.greater_equal, "({0} >= {1})"),
+    ("logical_and", np.logical_and, "({0} and {1})"),
+    ("logical_or", np.logical_or, "({0} or {1})"),
+    ("logical_xor", np.logical_xor, "({0} != {1})"),
+    ("bitwise_and", np.bitwise_and, "({0} & {1})"),
+    ("bitwise_or", np.bitwise_or, "({0} | {1})"),
+    ("bitwise_xor", np.bitwise_xor, "({0} ^ {1})"),
+    ("bitwise_left_shift", np.left_shift, "({0} << {1})"),
+    ("bitwise_right_shift", np.right_shift, "({0} >> {1})"),
+]
+
+for _name, _ufunc, _expr in UNARY + BINARY:
+    _add(Op(_name, ELEMENTWISE, _ufunc.nin, _ufunc, _ufunc, _expr,
+            doc=f"Elementwise `{_name}`, as NumPy's `{_ufunc.__name__}`."))
+
+_add(Op("round", ELEMENTWISE, 1, np.round, None, _int_identity("rint({0})"),
+        doc="Round to the nearest integer, halves to even; integers are unchanged."))
+_add(Op("where", ELEMENTWISE, 3, np.where, None, "({1} if {0} else {2})",
+        doc="Elements of x1 where condition is true, else of x2."))
+_add(Op("astype", ELEMENTWISE, 1, lambda x, dtype: x.astype(dtype), None, "{0}",
+        doc="The values converted to another dtype (the emitter's cast does the work)."))
+
+# The names elementwise templates may use, bound by each backend.
+VOCABULARY = sorted({"absolute", "sqrt", "exp", "expm1", "log", "log1p", "log2", "log10",
+                     "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
+                     "arcsinh", "arccosh", "arctanh", "sign", "floor", "ceil", "trunc", "rint",
+                     "isnan", "isinf", "isfinite", "power", "maximum", "minimum", "arctan2",
+                     "hypot", "logaddexp", "copysign"})
+
+
+# --- reductions ----------------------------------------------------------------------------
+# A reduction is an accumulator: `init`, an `update` folding value `v` (at flat reduced index
+# `k`) into `acc` (and `idx`), and a `merge` folding a partial (`acc2`, `idx2`) into it, used
+# to combine parallel chunks. Min/max propagate NaN; argmin/argmax return the first NaN.
+
+@dataclass(frozen=True, eq=False)
+class Reduction:
+    init: Callable[[np.dtype], str]      # acc dtype -> literal
+    update: str
+    merge: str
+    with_index: bool = False
+
+
+def _lowest(d: np.dtype) -> str:
+    return "-inf" if d.kind == "f" else "False" if d.kind == "b" else str(np.iinfo(d).min)
+
+
+def _highest(d: np.dtype) -> str:
+    return "inf" if d.kind == "f" else "True" if d.kind == "b" else str(np.iinfo(d).max)
+
+
+_GT = "v > acc or (v != v and acc == acc)"
+_LT = "v < acc or (v != v and acc == acc)"
+
+REDUCTIONS = {
+    "sum": Reduction(lambda d: "0", "acc += v", "acc += acc2"),
+    "prod": Reduction(lambda d: "1", "acc *= v", "acc *= acc2"),
+    "max": Reduction(_lowest, f"if {_GT}: acc = v", f"if {_GT.replace('v', 'acc2')}: acc = acc2"),
+    "min": Reduction(_highest, f"if {_LT}: acc = v", f"if {_LT.replace('v', 'acc2')}: acc = acc2"),
+    "argmax": Reduction(_lowest, f"if {_GT}:\n    acc = v\n    idx = k",
+                        f"if {_GT.replace('v', 'acc2')}:\n    acc = acc2\n    idx = idx2", True),
+    "argmin": Reduction(_highest, f"if {_LT}:\n    acc = v\n    idx = k",
+                        f"if {_LT.replace('v', 'acc2')}:\n    acc = acc2\n    idx = idx2", True),
+    "any": Reduction(lambda d: "False", "acc = acc or v != 0", "acc = acc or acc2"),
+    "all": Reduction(lambda d: "True", "acc = acc and v != 0", "acc = acc and acc2"),
+}
+for _name in REDUCTIONS:
+    _add(Op(_name, REDUCE, 1, getattr(np, _name), doc=f"Reduction `{_name}` over axes."))
+
+IDENTITY_FREE = ("max", "min", "argmax", "argmin")  # empty input is an error, as in NumPy
+
+
+def reduce_dtype(name: str, in_dtype: np.dtype) -> np.dtype:
+    """NumPy's result dtype of reduction `name` on `in_dtype` (sum of int8 is int64...)."""
+    if name in ("argmax", "argmin"):
+        return dt.int64
+    if name in ("any", "all"):
+        return dt.bool_
+    return np.dtype(getattr(np, name)(np.ones(1, in_dtype)).dtype)
+
+
+def accumulator_dtype(name: str, in_dtype: np.dtype, out_dtype: np.dtype) -> np.dtype:
+    """float32 sums and products accumulate in float64 (NUMBA_NOTES.md: drift otherwise)."""
+    if name in ("sum", "prod") and out_dtype == dt.float32:
+        return dt.float64
+    if name in ("argmax", "argmin", "max", "min"):
+        return in_dtype
+    return out_dtype
+
+
+# --- views: index maps ---------------------------------------------------------------------
+# A view reads its source at another index. `index_map(attrs, out_idx, rt)` returns the
+# source index expressions from the view's output index expressions and the names of its
+# runtime values. Structure (which dims are broadcast, dropped, permuted) is in `attrs`;
+# sizes, starts and steps are runtime values.
+
+def _broadcast_map(attrs, idx, rt):
+    # attrs: for each source dim, the output dim it follows, or -1 if it has size 1.
+    return ["0" if d < 0 else idx[d] for d in attrs]
+
+
+def _permute_map(attrs, idx, rt):
+    src = [None] * len(attrs)
+    for out_dim, src_dim in enumerate(attrs):
+        src[src_dim] = idx[out_dim]
+    return src
+
+
+def _slice_map(attrs, idx, rt):
+    # attrs: per entry 'f' full dim, 's' sliced dim (rt: start, step), 'i' integer index
+    # (rt: index), 'n' new axis (an output dim with no source dim).
+    src, out_dim, r = [], 0, 0
+    for kind in attrs:
+        if kind == "f":
+            src.append(idx[out_dim])
+            out_dim += 1
+        elif kind == "s":
+            src.append(f"({rt[r]} + {rt[r + 1]} * {idx[out_dim]})")
+            out_dim, r = out_dim + 1, r + 2
+        elif kind == "i":
+            src.append(rt[r])
+            r += 1
+        else:
+            out_dim += 1
+    return src
+
+
+def _reshape_map(attrs, idx, rt):
+    # rt: the source shape then the output shape. Row-major flat index, then unravel.
+    src_rank, out_rank = attrs
+    src_shape, out_shape = rt[:src_rank], rt[src_rank:]
+    flat = "0"
+    for d in range(out_rank):
+        flat = f"({flat} * {out_shape[d]} + {idx[d]})"
+    src = []
+    for d in reversed(range(src_rank)):
+        src.append(f"({flat} % {src_shape[d]})" if d else flat)
+        flat = f"({flat} // {src_shape[d]})"
+    return src[::-1]
+
+
+@dataclass(frozen=True, eq=False)
+class ViewOp(Op):
+    index_map: Callable = None
+
+
+for _name, _map in (("broadcast", _broadcast_map), ("permute", _permute_map),
+                    ("slice", _slice_map), ("reshape", _reshape_map)):
+    _add(ViewOp(_name, VIEW, 1, None, index_map=_map, doc=f"View `{_name}` (an index map)."))
+
+
+# --- creation: values computed from the element's own index --------------------------------
+
+@dataclass(frozen=True, eq=False)
+class CreationOp(Op):
+    value: Callable = None               # (idx exprs, rt names) -> expression
+
+
+_add(CreationOp("full", CREATION, 0, None, value=lambda idx, rt: rt[0],
+                doc="Every element the same runtime value."))
+_add(CreationOp("arange", CREATION, 0, None,
+                value=lambda idx, rt: f"({rt[0]} + {idx[0]} * {rt[1]})",
+                doc="start + i * step."))
+_add(CreationOp("linspace", CREATION, 0, None,
+                value=lambda idx, rt: f"({rt[2]} if {idx[0]} == {rt[3]} else "
+                                      f"{rt[0]} + {idx[0]} * {rt[1]})",
+                doc="start + i * step, the last element exactly stop when endpoint=True."))
+_add(CreationOp("eye", CREATION, 0, None,
+                value=lambda idx, rt: f"({idx[1]} - {idx[0]} == {rt[0]})",
+                doc="Ones on the k-th diagonal."))
+
+
+# --- opaque: whole-array ops a backend lowers as a library call ----------------------------
+
+_add(Op("matmul", OPAQUE, 2, np.matmul, doc="Matrix product (BLAS on the CPU)."))
