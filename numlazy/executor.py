@@ -133,6 +133,7 @@ class Program:
         def buffer(p):
             return buffers[p] if p in buffers else nodes[p].buffer
 
+        metrics.increment("KernelLaunch", len(self.compiled))
         for kernel, fn in zip(self.schedule.kernels, self.compiled):
             for p in kernel.outputs:
                 buffers[p] = backend.allocate(nodes[p].shape, nodes[p].dtype, index)
