@@ -156,9 +156,11 @@ def _run_host(kernel: HostKernel, nodes, buffer, buffers, backend, index) -> Non
     node = nodes[kernel.node]
     inputs = []
     for base, views in kernel.inputs:
-        x = buffer(base)
-        if kernel.fallback:
-            x = backend.to_host(x)
+        if nodes[base].op == "param":
+            x = np.asarray(nodes[base].rt[0])
+        else:
+            x = buffer(base)
+            x = backend.to_host(x) if kernel.fallback else x
         for v in views:
             x = interpreter.apply_view(nodes[v], x)
         inputs.append(x)
