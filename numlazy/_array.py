@@ -6,22 +6,17 @@ with every live array inside its pending subgraph.
 """
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 from . import executor
 from .device import Device
-
-_uids = itertools.count()
-
 
 class Array:
     __slots__ = ("_node", "_uid", "__weakref__")
     __array_priority__ = 100       # NumPy defers `ndarray + Array` to us
 
     def __init__(self, node):
-        self._uid = next(_uids)
+        self._uid = executor.new_uid()
         self._node = node
         if not node.realized:
             executor.track(self)

@@ -11,6 +11,7 @@ A step, in order:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import weakref
 
@@ -27,6 +28,12 @@ VERSIONS = (__version__, numba.__version__, np.__version__)
 
 _lock = threading.RLock()
 _live: dict[int, weakref.ref] = {}          # array uid -> weakref, in creation order
+_uids = itertools.count()
+
+
+def new_uid() -> int:
+    """A unique, increasing id for a new array."""
+    return next(_uids)
 
 
 def track(array) -> None:
@@ -36,9 +43,15 @@ def track(array) -> None:
 
 
 def live_arrays(device: Device | None = None) -> list:
-    arrays = [a for a in (r() for r in list(_live.values())) if a is not None]
-    pending = [a for a in arrays if not a._node.realized]
-    return pending if device is None else [a for a in pending if a.device == device]
+    """Pending live arrays (on `device`), oldest first. Computed ones leave the registry."""
+    pending = []
+    for uid, ref in list(_live.items()):
+        a = ref()
+        if a is None or a._node.realized:
+            _live.pop(uid, None)
+        elif device is None or a.device == device:
+            pending.append(a)
+    return pending
 
 
 def mark_step(device="", wait: bool = False) -> None:
@@ -50,14 +63,17 @@ def mark_step(device="", wait: bool = False) -> None:
 
 @contextlib.contextmanager
 def step(device=""):
-    """`with nl.step():` — a `mark_step` on exit. On an exception the step's pending work is
-    dropped (its arrays stay pending but are not computed) and the exception propagates."""
+    """`with nl.step():` — a `mark_step` on exit. On an exception the work recorded inside
+    the block is dropped from the step (its arrays are only computed if read later) and the
+    exception propagates."""
+    first_uid = next(_uids)
     try:
         yield
     except BaseException:
+        for uid in [u for u in _live if u > first_uid]:
+            _live.pop(uid, None)
         raise
-    else:
-        mark_step(device)
+    mark_step(device)
 
 
 def sync(arrays, wait: bool = False) -> None:
