@@ -18,7 +18,7 @@ from ._array import Array
 from .device import Device, parse
 from .registry import backend_for
 
-_SCALARS = (bool, int, float)
+_SCALARS = (bool, int, float)   # exact types: NumPy scalars (np.float64 is a float) are strong
 
 
 # --- arguments -----------------------------------------------------------------------------
@@ -29,25 +29,29 @@ def _describe(x) -> str:
 
 def _operands(name: str, args) -> tuple[list, Device]:
     """Arrays stay, Python scalars stay (weak), NumPy arrays and sequences become arrays on
-    the arrays' device. All arrays must share one device."""
-    devices = {a.device for a in args if isinstance(a, Array)}
-    if len(devices) > 1:
-        names = " and ".join(sorted(map(str, devices)))
-        raise ValueError(f"{name}: arrays are on different devices ({names}); move them with "
-                         f"x.to_device(...) first")
-    device = devices.pop() if devices else None
-    out = []
+    the arrays' device. All arrays must share one device. (A hot path: every op calls it.)"""
+    out, device, convert = list(args), None, []
     for i, a in enumerate(args):
-        if isinstance(a, (Array, *_SCALARS)) and not isinstance(a, np.generic):
-            out.append(a)
+        kind = type(a)
+        if kind is Array or (kind not in _SCALARS and isinstance(a, Array)):
+            d = a._node.device
+            if device is None:
+                device = d
+            elif d is not device and d != device:
+                raise ValueError(f"{name}: arrays are on different devices ({device} and {d}); "
+                                 f"move them with x.to_device(...) first")
+        elif kind in _SCALARS:
+            continue
         elif isinstance(a, (np.ndarray, np.generic, list, tuple)):
-            out.append(asarray(a, device=device))
+            convert.append(i)
         else:
             raise TypeError(f"{name}: argument {i + 1} must be a numlazy array, a NumPy array "
                             f"or a Python scalar (bool, int, float), got {_describe(a)}")
-    if not builtins.any(isinstance(a, Array) for a in out):
-        out[0] = asarray(out[0])
-    device = next(a.device for a in out if isinstance(a, Array))
+    if device is None and not convert:
+        convert.append(0)
+    for i in convert:
+        out[i] = asarray(args[i], device=device)
+        device = out[i].device
     return out, device
 
 
@@ -59,21 +63,19 @@ def _broadcast_shape(name: str, shapes) -> tuple:
                          f"broadcast together") from None
 
 
-def _leaf(value, dtype, device) -> ir.Node:
-    return ir.param(value, dtype, device)
-
-
 def _elementwise_node(name, operands, loop, out_dtype, device, shape=None) -> Array:
-    shape = shape if shape is not None else _broadcast_shape(
-        name, [a.shape for a in operands if isinstance(a, Array)])
+    if shape is None:
+        shapes = [a.shape for a in operands if type(a) is Array]
+        shape = shapes[0]
+        if builtins.any(s != shape for s in shapes):
+            shape = _broadcast_shape(name, shapes)
     srcs = []
     for a, want in zip(operands, loop):
-        if isinstance(a, Array):
-            srcs.append(broadcast_to(a, shape)._node)
+        if type(a) is Array:
+            srcs.append(a._node if a.shape == shape else broadcast_to(a, shape)._node)
         else:
             dt.check_scalar_fits(a, want, name)
-            srcs.append(_leaf(a, want, device))
-    dt.check_supported(out_dtype)
+            srcs.append(ir.param(a, want, device))
     return Array(ir.make(name, tuple(srcs), (loop,), (), shape, out_dtype, device))
 
 

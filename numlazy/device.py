@@ -56,13 +56,19 @@ def parse(spec: DeviceLike) -> Device:
         return spec
     if not isinstance(spec, str):
         raise TypeError(f"device must be a string such as 'cpu' or 'cuda:0', got {spec!r}")
-    type_, _, index = spec.strip().partition(":")
-    if index:
-        if not index.isdigit():
+    parsed = _parsed.get(spec)
+    if parsed is None:
+        type_, _, index = spec.strip().partition(":")
+        if index and not index.isdigit():
             raise ValueError(f"device {spec!r}: the index after ':' must be a non-negative "
                              f"integer, e.g. 'cuda:0'")
-        return Device(type_, int(index))
-    return Device(type_)
+        parsed = Device(type_, int(index) if index else None)
+        if len(_parsed) < 1024:       # one object per spelling: identity checks are cheap
+            _parsed[spec] = parsed
+    return parsed
+
+
+_parsed: dict[str, Device] = {}
 
 
 def device(spec: DeviceLike) -> Device:

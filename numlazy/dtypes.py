@@ -72,7 +72,7 @@ def resolve_ufunc(ufunc: np.ufunc, operands: tuple) -> tuple[tuple[np.dtype, ...
         names = ", ".join(o.__name__ if isinstance(o, type) else str(o) for o in operands)
         raise TypeError(f"{ufunc.__name__} does not accept dtypes ({names})") from None
     resolved = tuple(_widen_half(d) for d in resolved)
-    return resolved[:-1], resolved[-1]
+    return resolved[:-1], check_supported(resolved[-1])
 
 
 def result_type(*operands) -> np.dtype:

@@ -96,35 +96,34 @@ class Graph:
     same program on their own data, scalars and sizes.
     """
 
-    __slots__ = ("nodes", "pos", "outputs", "key", "users")
+    __slots__ = ("nodes", "pos", "outputs", "key")
 
     def __init__(self, outputs: list[Node]):
         self.nodes: list[Node] = []
         self.pos: dict[int, int] = {}
-        entries = []
+        entries: list = []
         for root in outputs:
             self._visit(root, entries)
         self.outputs = tuple(self.pos[id(n)] for n in outputs)
         self.key = (tuple(entries), self.outputs)
-        self.users: list[list[int]] = [[] for _ in self.nodes]
-        for i, node in enumerate(self.nodes):
-            for s in node.srcs:
-                self.users[self.pos[id(s)]].append(i)
 
     def _visit(self, root: Node, entries: list) -> None:
-        # Iterative post-order DFS: deep graphs must not hit Python's recursion limit.
+        # Iterative post-order DFS (deep graphs must not hit the recursion limit); on the
+        # cache-hit path of every step, hence the local names.
+        pos, nodes, append = self.pos, self.nodes, entries.append
         stack = [(root, False)]
         while stack:
             node, expanded = stack.pop()
-            if id(node) in self.pos:
+            if id(node) in pos:
                 continue
-            if expanded or not node.srcs:
-                self.pos[id(node)] = len(self.nodes)
-                self.nodes.append(node)
-                entries.append((node.key, tuple(self.pos[id(s)] for s in node.srcs)))
+            srcs = node.srcs
+            if expanded or not srcs:
+                pos[id(node)] = len(nodes)
+                nodes.append(node)
+                append((node.key, tuple([pos[id(s)] for s in srcs])))
                 continue
             stack.append((node, True))
-            stack.extend((s, False) for s in reversed(node.srcs) if id(s) not in self.pos)
+            stack.extend([(s, False) for s in reversed(srcs) if id(s) not in pos])
 
     def __len__(self):
         return len(self.nodes)
