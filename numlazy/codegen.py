@@ -14,7 +14,7 @@ import numpy as np
 
 from . import dtypes as dt
 from . import ops
-from .fusion import LoopKernel
+from .fusion import LoopKernel, RowKernel, loop_index, rt_names
 from .ir import Graph
 
 
@@ -35,14 +35,17 @@ class KernelParts:
     Index variables are `i0 .. i<rank-1>` over the loop space.
     """
 
-    def __init__(self, graph: Graph, kernel: LoopKernel):
-        self.graph, self.kernel = graph, kernel
+    def __init__(self, graph: Graph, kernel: LoopKernel, prefix: str = "",
+                 siblings: frozenset = frozenset()):
+        """`prefix` names this kernel's values apart from other phases of a row kernel;
+        `siblings` are the row's outputs, read through their output arrays (`o<pos>`)."""
+        self.graph, self.kernel, self.prefix, self.siblings = graph, kernel, prefix, siblings
         nodes = graph.nodes
         self.rank = len(nodes[kernel.space].shape)
-        self.index = tuple(f"i{d}" for d in range(self.rank))
+        self.index = loop_index(self.rank)
         self.outs = [f"o{p}" for p in kernel.outputs]
         self.ins = [f"a{p}" for p in kernel.reads]
-        self.rt_names = {p: [f"r{p}_{j}" for j in range(len(nodes[p].rt))] for p in kernel.rts}
+        self.rt_names = {p: rt_names(p, nodes[p]) for p in kernel.rts}
         self.args = ["n"] + self.outs + self.ins + [n for p in kernel.rts
                                                      for n in self.rt_names[p]]
         self._reads = set(kernel.reads)
@@ -64,7 +67,8 @@ class KernelParts:
         if node.op == "param":
             return self.rt_names[p][0]
         if p in self._reads and not (p in self.kernel.stores and idx == self.index):
-            return f"a{p}[{_subscript(idx)}]"
+            array = "o" if p in self.siblings else "a"
+            return f"{array}{p}[{_subscript(idx)}]"
         op = ops.TABLE[node.op]
         srcs = [self.graph.pos[id(s)] for s in node.srcs]
         if op.kind == ops.VIEW:
@@ -79,7 +83,7 @@ class KernelParts:
         return self._assign(cast(node.dtype, op.template(loop).format(*args)))
 
     def _assign(self, expr: str) -> str:
-        name = f"v{len(self.lines)}"
+        name = f"{self.prefix}v{len(self.lines)}"
         self.lines.append(f"{name} = {expr}")
         return name
 
@@ -105,6 +109,21 @@ class KernelParts:
         for d in axes:
             flat = f"({flat} * n[{d}] + i{d})"
         return lines, red, acc_dtype, node.dtype, axes, flat
+
+
+class RowParts:
+    """A `RowKernel`: one `KernelParts` per phase (values named apart) under one argument
+    list: `n`, the row's outputs, its reads, its runtime values."""
+
+    def __init__(self, graph: Graph, kernel: RowKernel):
+        self.kernel, self.outer = kernel, kernel.outer
+        siblings = frozenset(kernel.outputs)
+        self.phases = [KernelParts(graph, ph, f"p{j}_", siblings)
+                       for j, ph in enumerate(kernel.phases)]
+        self.rank = self.phases[0].rank
+        names = {p: rt_names(p, graph.nodes[p]) for p in kernel.rts}
+        self.args = (["n"] + [f"o{p}" for p in kernel.outputs] + [f"a{p}" for p in kernel.reads]
+                     + [n for p in kernel.rts for n in names[p]])
 
 
 def _subscript(idx: tuple) -> str:

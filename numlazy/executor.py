@@ -20,7 +20,7 @@ import numpy as np
 
 from . import __version__, cache, config, fusion, interpreter, metrics
 from .device import Device, parse
-from .fusion import HostKernel, LoopKernel
+from .fusion import HostKernel
 from .ir import Graph
 from .registry import backend_for
 
@@ -125,8 +125,8 @@ def _attach(graph: Graph, buffers: dict) -> None:
 
 
 def _compile(graph: Graph, backend) -> "Program":
-    schedule = fusion.partition(graph, backend.can_lower)
-    compiled = [backend.compile_kernel(k, graph) if isinstance(k, LoopKernel) else None
+    schedule = fusion.partition(graph, backend.can_lower, backend.fuses_rows)
+    compiled = [None if isinstance(k, HostKernel) else backend.compile_kernel(k, graph)
                 for k in schedule.kernels]
     return Program(schedule, compiled)
 
@@ -153,7 +153,7 @@ class Program:
         for kernel, fn in zip(self.schedule.kernels, self.compiled):
             for p in kernel.outputs:
                 buffers[p] = backend.allocate(nodes[p].shape, nodes[p].dtype, index)
-            if isinstance(kernel, LoopKernel):
+            if fn is not None:
                 fn(nodes[kernel.space].shape,
                    [_flat0(buffers[p]) for p in kernel.outputs],
                    [_flat0(buffer(p)) for p in kernel.reads],

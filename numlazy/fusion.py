@@ -10,7 +10,10 @@ Steps, in order:
    reduction that consumes it (one pass computes and stores `y` and accumulates `sum(y)`),
    and elementwise kernels of the same shape into one multi-output kernel — unless that
    would make a kernel read its own output at another index or create a cycle.
-4. `_order`: kernels in dependency order, with their buffer reads and runtime arguments.
+4. `_merge_rows` (backends that lower `RowKernel`s): reductions over trailing dims and the
+   kernels of the same space that feed on them share one parallel loop over the leading
+   dims, as phases (a row softmax is one kernel).
+5. `_order`: kernels in dependency order, with their buffer reads and runtime arguments.
 """
 from __future__ import annotations
 
@@ -34,6 +37,26 @@ class LoopKernel:
     @property
     def outputs(self) -> list:
         return self.stores + ([self.reduce] if self.reduce is not None else [])
+
+
+@dataclass
+class RowKernel:
+    """Loop kernels over one space sharing its leading `outer` dims: one parallel loop over
+    those and, inside it, each phase's inner loops in order (row softmax: max, then the sum
+    of exp, then the division — a row stays in cache). A phase reads what earlier phases
+    wrote only at the current outer index, so every read was written by the same thread."""
+    phases: list
+    outer: int
+    reads: tuple = ()
+    rts: tuple = ()
+
+    @property
+    def space(self) -> int:
+        return self.phases[0].space
+
+    @property
+    def outputs(self) -> list:
+        return [p for phase in self.phases for p in phase.outputs]
 
 
 @dataclass
@@ -62,13 +85,16 @@ class Schedule:
         return len(self.kernels)
 
 
-def partition(graph: Graph, can_lower: Callable[[str], bool]) -> Schedule:
+def partition(graph: Graph, can_lower: Callable[[str], bool], rows: bool = False) -> Schedule:
+    """The kernels of `graph`. `rows`: the backend lowers `RowKernel`s."""
     nodes = graph.nodes
     host = {p for p, n in enumerate(nodes)
             if not n.is_leaf and (ops.TABLE[n.op].kind == ops.OPAQUE or not can_lower(n.op))}
     materialized = _materialized(graph, host)
     kernels = _initial_kernels(graph, materialized, host)
     kernels = _merge(graph, kernels, materialized)
+    if rows:
+        kernels = _merge_rows(graph, kernels, materialized)
     return _order(graph, kernels, materialized)
 
 
@@ -108,31 +134,44 @@ def _initial_kernels(graph: Graph, materialized: set, host: set) -> list:
     return kernels
 
 
+def loop_index(rank: int) -> tuple:
+    """The index variables of a loop space: ("i0", "i1", ...), as generated code names them."""
+    return tuple(f"i{d}" for d in range(rank))
+
+
+def rt_names(p: int, node) -> list:
+    """The argument names of node `p`'s runtime values, as generated code names them."""
+    return [f"r{p}_{j}" for j in range(len(node.rt))]
+
+
 def walk(graph: Graph, kernel: LoopKernel, materialized: set):
-    """What a loop kernel reads: ({(position, at the loop index?)} of buffers, runtime-value
-    positions). Nodes it stores are computed inline when met at the loop index."""
+    """What a loop kernel reads: ({(position, index expressions)} of buffers, runtime-value
+    positions). Indices are symbolic, as the emitter spells them, so "read at the loop index"
+    is a tuple comparison. Nodes the kernel stores are computed inline at the loop index."""
     nodes, stored = graph.nodes, set(kernel.stores)
-    starts = [(p, True) for p in kernel.stores]
+    here = loop_index(len(nodes[kernel.space].shape))
+    stack = [(p, here) for p in kernel.stores]
     if kernel.reduce is not None:
-        starts.append((kernel.space, True))
+        stack.append((kernel.space, here))
     reads, rts, seen = set(), set(), set()
-    stack = starts
     while stack:
-        p, canon = stack.pop()
-        if (p, canon) in seen:
+        p, idx = stack.pop()
+        if (p, idx) in seen:
             continue
-        seen.add((p, canon))
+        seen.add((p, idx))
         node = nodes[p]
         if node.op == "param":
             rts.add(p)
             continue
-        if node.op == "data" or (p in materialized and not (p in stored and canon)):
-            reads.add((p, canon))
+        if node.op == "data" or (p in materialized and not (p in stored and idx == here)):
+            reads.add((p, idx))
             continue
         if node.rt:
             rts.add(p)
-        keeps_index = canon and ops.TABLE[node.op].kind == ops.ELEMENTWISE
-        stack.extend((graph.pos[id(s)], keeps_index) for s in node.srcs)
+        op = ops.TABLE[node.op]
+        if op.kind == ops.VIEW:
+            idx = tuple(op.index_map(node.attrs, idx, rt_names(p, node)))
+        stack.extend((graph.pos[id(s)], idx) for s in node.srcs)
     return reads, rts
 
 
@@ -164,15 +203,73 @@ def _valid(graph: Graph, kernel: LoopKernel, materialized: set) -> bool:
     return not any(p in kernel.outputs for p, _ in reads)
 
 
+def _merge_rows(graph: Graph, kernels: list, materialized: set) -> list:
+    """Fuse reductions over trailing dims with the kernels of the same space around them."""
+    shape = lambda k: graph.nodes[k.space].shape  # noqa: E731
+    merged = True
+    while merged:
+        merged = False
+        groups = [k for k in kernels if _outer(graph, k)]
+        pairs = [(g, k) for g in groups for k in kernels
+                 if k is not g and not isinstance(k, HostKernel) and shape(k) == shape(g)
+                 and (_outer(graph, k) == _outer(graph, g) or
+                      isinstance(k, LoopKernel) and k.reduce is None)]
+        for g, k in pairs:
+            candidate = _row_kernel(graph, _phases(g) + _phases(k), _outer(graph, g),
+                                    materialized)
+            rest = [x for x in kernels if x is not g and x is not k]
+            if candidate is not None and _acyclic(graph, rest + [candidate]):
+                kernels = rest + [candidate]
+                merged = True
+                break
+    return kernels
+
+
+def _phases(k) -> list:
+    return k.phases if isinstance(k, RowKernel) else [k]
+
+
+def _outer(graph: Graph, k) -> Optional[int]:
+    """Leading dims a row kernel can share: a reduction's kept dims, if they lead."""
+    if isinstance(k, RowKernel):
+        return k.outer
+    if not isinstance(k, LoopKernel) or k.reduce is None:
+        return None
+    axes, rank = graph.nodes[k.reduce].attrs[0], len(graph.nodes[k.space].shape)
+    kept = rank - len(axes)
+    return kept if kept and axes == tuple(range(kept, rank)) else None
+
+
+def _row_kernel(graph: Graph, phases: list, outer: int, materialized: set):
+    """The phases as one RowKernel in dependency order, or None if some phase would read a
+    sibling's output at another row, or before it is written."""
+    owner = {p: i for i, ph in enumerate(phases) for p in ph.outputs}
+    reads = [walk(graph, ph, materialized)[0] for ph in phases]
+    deps = [{owner[p] for p, _ in r if p in owner} for r in reads]
+    order = _toposort(deps)              # None also if a phase reads its own output
+    if order is None:
+        return None
+    here = loop_index(len(graph.nodes[phases[0].space].shape))
+    for r in reads:
+        for p, idx in r:
+            if p in owner and not (len(idx) >= outer and idx == here[:len(idx)]):
+                return None
+    return RowKernel([phases[i] for i in order], outer)
+
+
+def _reads(graph: Graph, k, materialized: set) -> set:
+    """Positions of the buffers a kernel reads that other kernels write or that are data."""
+    if isinstance(k, HostKernel):
+        return set(k.reads)
+    found = {p for ph in _phases(k) for p, _ in walk(graph, ph, materialized)[0]}
+    return found - set(k.outputs) if isinstance(k, RowKernel) else found
+
+
 def _dependencies(graph: Graph, kernels: list) -> list[set]:
     owner = {p: i for i, k in enumerate(kernels) for p in k.outputs}
     deps = []
-    for k in kernels:
-        if isinstance(k, LoopKernel):
-            reads = {p for p, _ in walk(graph, k, set(owner))[0]}
-        else:
-            reads = set(k.reads)
-        deps.append({owner[p] for p in reads if p in owner} - {kernels.index(k)})
+    for i, k in enumerate(kernels):
+        deps.append({owner[p] for p in _reads(graph, k, set(owner)) if p in owner} - {i})
     return deps
 
 
@@ -207,10 +304,13 @@ def _order(graph: Graph, kernels: list, materialized: set) -> Schedule:
     order = _toposort(_dependencies(graph, kernels))
     kernels = [kernels[i] for i in order]
     for k in kernels:
-        if isinstance(k, LoopKernel):
-            k.stores.sort()
-            reads, rts = walk(graph, k, materialized)
-            k.reads = tuple(sorted({p for p, _ in reads}))
-            k.rts = tuple(sorted(rts))
+        for ph in _phases(k) if not isinstance(k, HostKernel) else ():
+            ph.stores.sort()
+            reads, rts = walk(graph, ph, materialized)
+            ph.reads = tuple(sorted({p for p, _ in reads}))
+            ph.rts = tuple(sorted(rts))
+        if isinstance(k, RowKernel):
+            k.reads = tuple(sorted(_reads(graph, k, materialized)))
+            k.rts = tuple(sorted({p for ph in k.phases for p in ph.rts}))
     buffers = tuple(p for k in kernels for p in k.outputs)
     return Schedule(kernels, buffers)

@@ -27,6 +27,7 @@ class Backend:
     """What a device type must provide. Subclass it and register a factory."""
 
     name = "?"
+    fuses_rows = False         # whether compile_kernel lowers fusion.RowKernel too
 
     def device_count(self) -> int:
         return 1
@@ -50,8 +51,9 @@ class Backend:
         return True
 
     def compile_kernel(self, kernel, graph) -> Callable:
-        """Compile a fused loop kernel (`fusion.LoopKernel`) to a callable
-        `f(sizes, outs, ins, rts)` where sizes is the loop space's shape."""
+        """Compile a fused loop kernel (`fusion.LoopKernel`, or `fusion.RowKernel` if
+        `fuses_rows`) to a callable `f(sizes, outs, ins, rts)`; sizes is the loop space's
+        shape."""
         raise NotImplementedError
 
     def run_opaque(self, op_name: str, inputs: list, out, node) -> None:

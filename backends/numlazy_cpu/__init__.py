@@ -13,7 +13,8 @@ import numba
 import numpy as np
 
 from numlazy import cache, config, metrics, ops
-from numlazy.codegen import CONSTANTS, DTYPE_NAMES, KernelParts
+from numlazy.codegen import CONSTANTS, DTYPE_NAMES, KernelParts, RowParts
+from numlazy.fusion import RowKernel
 from numlazy.registry import Backend
 
 from .render import render
@@ -21,6 +22,7 @@ from .render import render
 
 class CpuBackend(Backend):
     name = "cpu"
+    fuses_rows = True
 
     def to_device(self, array, index):
         return array
@@ -32,7 +34,7 @@ class CpuBackend(Backend):
         return np.empty(shape, dtype)
 
     def compile_kernel(self, kernel, graph):
-        parts = KernelParts(graph, kernel)
+        parts = (RowParts if isinstance(kernel, RowKernel) else KernelParts)(graph, kernel)
         module = cache.load_module(render(parts, PRELUDE))
         return Launcher(module.parallel, module.serial)
 

@@ -94,3 +94,49 @@ def test_kernel_launches_are_counted(device):
     if device == "cpu":
         assert nl.metrics.counter_value("KernelLaunch") == 1
     np.testing.assert_allclose(float(s), np.sum(np.asarray(y)))
+
+
+def row_schedule(*arrays):
+    return fusion.partition(Graph([a._node for a in arrays]), lambda op: True, rows=True)
+
+
+def softmax_parts(x):
+    e = nl.exp(x - nl.max(x, axis=1, keepdims=True))
+    return e, e / nl.sum(e, axis=1, keepdims=True)
+
+
+def test_row_softmax_is_one_row_kernel_with_three_phases():
+    x = nl.asarray(np.random.rand(4, 5))
+    e, out = softmax_parts(x)
+    for outputs in ((out,), (out, e)):
+        (k,) = row_schedule(*outputs).kernels
+        assert isinstance(k, fusion.RowKernel) and len(k.phases) == 3 and k.outer == 1
+
+
+def test_rows_do_not_fuse_when_a_phase_reads_another_row():
+    x = nl.asarray(np.random.rand(4, 5))
+    m = nl.flip(nl.max(x, axis=1), axis=0)          # row i needs the max of row 3 - i
+    y = x - nl.expand_dims(m, axis=1)
+    sched = row_schedule(y)
+    assert len(sched) == 2
+    np.testing.assert_allclose(np.asarray(y), np.asarray(x) - np.asarray(x).max(1)[::-1, None])
+
+
+def test_reductions_over_leading_axes_do_not_form_rows():
+    x = nl.asarray(np.random.rand(4, 5))
+    y = x - nl.mean(x, axis=0)
+    assert not any(isinstance(k, fusion.RowKernel) for k in row_schedule(y).kernels)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (2, 3, 4)])
+def test_row_kernels_compute_the_right_values(shape):
+    host = np.random.default_rng(2).random(shape)
+    x = nl.asarray(host)
+    e, out = softmax_parts(x)
+    z = (x - nl.mean(x, axis=-1, keepdims=True)) / nl.std(x, axis=-1, keepdims=True)
+    nl.mark_step()
+    ex = np.exp(host - host.max(1, keepdims=True))
+    np.testing.assert_allclose(np.asarray(e), ex)
+    np.testing.assert_allclose(np.asarray(out), ex / ex.sum(1, keepdims=True))
+    ref = (host - host.mean(-1, keepdims=True)) / host.std(-1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(z), ref, rtol=1e-12)
