@@ -183,6 +183,6 @@ def _run_host(kernel: HostKernel, nodes, buffer, buffers, backend, index) -> Non
     if kernel.fallback:
         metrics.increment(f"fallback::{node.op}")
         result = interpreter.evaluate(node, inputs)
-        buffers[kernel.node] = backend.to_device(np.ascontiguousarray(result), index)
+        buffers[kernel.node] = backend.to_device(np.array(result, order="C"), index)
     else:
         backend.run_opaque(node.op, inputs, buffers[kernel.node], node)
