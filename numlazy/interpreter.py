@@ -89,7 +89,7 @@ def run_graph(graph: Graph) -> dict:
             values.append(np.asarray(node.rt[0]))
         else:
             values.append(evaluate(node, [values[graph.pos[id(s)]] for s in node.srcs]))
-    return {p: np.array(values[p], order="C") for p in graph.outputs}   # keeps 0-d, copies views
+    return {p: np.array(values[p], order="C", copy=None) for p in graph.outputs}  # keeps 0-d
 
 
 class InterpretedProgram:
