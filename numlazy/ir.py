@@ -10,7 +10,7 @@ sources, and from then on is a data leaf to every graph that uses it.
 """
 from __future__ import annotations
 
-import threading
+import functools
 import weakref
 
 LEAF_OPS = ("data", "param")
@@ -52,29 +52,36 @@ class Node:
 
 
 # Hash-consing: structurally equal nodes over the same sources are one node, so a value
-# written twice is computed once. Leaves are never interned (their identity is their data),
-# and a realized node leaves the table before it drops its sources, so an id() in a table key
-# always belongs to a live source.
-_interned: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-_intern_lock = threading.Lock()
+# written twice is computed once. The table maps a structural key to a weak reference that
+# removes its entry when the node dies. Leaves are never interned (their identity is their
+# data), and a realized node leaves the table before it drops its sources, so an id() in a
+# table key always belongs to a live source. Plain dict operations are atomic under the GIL;
+# two threads racing to create one node at worst create two equal nodes.
+_interned: dict = {}
 
 
 def _forget(node: Node) -> None:
-    with _intern_lock:
-        if node.intern_key is not None and _interned.get(node.intern_key) is node:
-            del _interned[node.intern_key]
-        node.intern_key = None
+    key, node.intern_key = node.intern_key, None
+    if key is not None:
+        ref = _interned.get(key)
+        if ref is not None and ref() is node:
+            del _interned[key]
+
+
+def _drop(key, ref) -> None:
+    if _interned.get(key) is ref:
+        del _interned[key]
 
 
 def make(op, srcs, attrs, rt, shape, dtype, device) -> Node:
     """The node for `op(srcs)`, reusing an equal one that is still alive and pending."""
-    key = (op, tuple(map(id, srcs)), attrs, rt, shape, dtype)
-    with _intern_lock:
-        node = _interned.get(key)
-        if node is None or node.realized:
-            node = Node(op, srcs, attrs, rt, shape, dtype, device)
-            node.intern_key = key
-            _interned[key] = node
+    key = (op, tuple([id(s) for s in srcs]), attrs, rt, shape, dtype)
+    ref = _interned.get(key)
+    node = ref() if ref is not None else None
+    if node is None or node.buffer is not None:
+        node = Node(op, srcs, attrs, rt, shape, dtype, device)
+        node.intern_key = key
+        _interned[key] = weakref.ref(node, functools.partial(_drop, key))
     return node
 
 
