@@ -1,0 +1,214 @@
+"""The engine workloads of PERF.md: tiny, logreg, cold, matmul.
+
+These measure what the bandwidth table cannot: host overhead per step, compiling once in a
+real loop, start-up with and without the disk cache, and the opaque-op (BLAS) path.
+
+    python bench/engine.py [--workloads tiny,logreg,cold,matmul] [--matmul-n 2048]
+
+Rows: (workload, implementation, median seconds, note).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from numba import njit, prange
+
+import numlazy as nl
+
+ENGINE_WORKLOADS = ("tiny", "logreg", "cold", "matmul")
+
+
+def _median(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _compiles():
+    return nl.metrics.counter_value("UncachedCompile") or 0
+
+
+# --- tiny: a 10-op graph on 1,000 elements, cached --------------------------------------------
+
+def tiny_numpy(a, b, k):
+    return (np.sin(a) * b + k) / (b + 1.0) - np.exp(-a) * 0.5 + np.abs(a - k)
+
+
+def tiny_numlazy(a, b, k):
+    y = (nl.sin(a) * b + k) / (b + 1.0) - nl.exp(-a) * 0.5 + nl.abs(a - k)
+    nl.mark_step()
+    return y
+
+
+def tiny(repeat):
+    rng = np.random.default_rng(0)
+    a_h, b_h = rng.random(1000), rng.random(1000)
+    a, b = nl.asarray(a_h), nl.asarray(b_h)
+    np.testing.assert_allclose(np.asarray(tiny_numlazy(a, b, 0.25)), tiny_numpy(a_h, b_h, 0.25))
+    before = _compiles()
+    steps = 200
+    t_nl = _median(lambda: [tiny_numlazy(a, b, 0.1 * i) for i in range(steps)], repeat) / steps
+    note = f"{_compiles() - before} compiles while timed"
+    t_np = _median(lambda: [tiny_numpy(a_h, b_h, 0.1 * i) for i in range(steps)], repeat) / steps
+    return [("tiny", "numlazy[cpu] step", t_nl, note + "; target < 30 us host time"),
+            ("tiny", "numpy eager", t_np, "")]
+
+
+# --- logreg: 50 gradient-descent steps, a new learning rate each ------------------------------
+
+def logreg_numlazy(X, y, w, steps=50):
+    n = X.shape[0]
+    for step in range(steps):
+        lr = 0.5 / (1 + 0.05 * step)
+        p = 1.0 / (1.0 + nl.exp(-(X @ w)))
+        w = w - lr * ((X.T @ (p - y)) / n)
+        nl.mark_step()
+    return w
+
+
+def logreg_numpy(X, y, w, steps=50):
+    n = X.shape[0]
+    for step in range(steps):
+        lr = 0.5 / (1 + 0.05 * step)
+        p = 1.0 / (1.0 + np.exp(-(X @ w)))
+        w = w - lr * ((X.T @ (p - y)) / n)
+    return w
+
+
+@njit(parallel=True, cache=False)
+def _sigmoid_residual(out, z, y):
+    for i in prange(z.shape[0]):
+        out[i] = 1.0 / (1.0 + math.exp(-z[i])) - y[i]
+
+
+def logreg_numba(X, y, w, steps=50):
+    n = X.shape[0]
+    r = np.empty(n)
+    for step in range(steps):
+        lr = 0.5 / (1 + 0.05 * step)
+        _sigmoid_residual(r, X @ w, y)
+        w = w - lr * ((X.T @ r) / n)
+    return w
+
+
+def logreg(repeat, n=200_000, d=32):
+    rng = np.random.default_rng(0)
+    X_h = rng.normal(size=(n, d))
+    y_h = (X_h @ rng.normal(size=d) > 0).astype(np.float64)
+    w0 = np.zeros(d)
+    X, y = nl.asarray(X_h), nl.asarray(y_h)
+    before = _compiles()
+    w = logreg_numlazy(X, y, nl.asarray(w0))
+    compiles = _compiles() - before
+    np.testing.assert_allclose(np.asarray(w), logreg_numpy(X_h, y_h, w0), rtol=1e-9)
+    rows = [("logreg", "numlazy[cpu], 50 steps",
+             _median(lambda: logreg_numlazy(X, y, nl.asarray(w0)), repeat),
+             f"{compiles} compile(s) for 50 learning rates")]
+    logreg_numba(X_h, y_h, w0, 1)
+    rows.append(("logreg", "numba + BLAS, 50 steps",
+                 _median(lambda: logreg_numba(X_h, y_h, w0), repeat), ""))
+    rows.append(("logreg", "numpy eager, 50 steps",
+                 _median(lambda: logreg_numpy(X_h, y_h, w0), repeat), ""))
+    return rows
+
+
+# --- cold: first result in a fresh process, without and with the disk cache ---------------------
+
+COLD_SCRIPT = """
+import time, numpy as np, numlazy as nl
+t0 = time.perf_counter()           # after imports: compile (or load) + run
+a, b, c = (nl.asarray(np.random.rand(1 << 20)) for _ in range(3))
+y = nl.sin(a) * b + 0.5 * c * c - a
+float(nl.sum(y))
+print(time.perf_counter() - t0, nl.metrics.counter_value("DiskCacheHit") or 0)
+"""
+
+
+def cold(repeat):
+    with tempfile.TemporaryDirectory() as cache_dir:
+        env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+        env["NUMLAZY_CACHE_DIR"] = cache_dir
+
+        def run():
+            out = subprocess.run([sys.executable, "-c", COLD_SCRIPT], env=env, check=True,
+                                 capture_output=True, text=True)
+            seconds, hits = out.stdout.split()
+            return float(seconds), int(hits)
+
+        first, _ = run()
+        warm = [run() for _ in range(max(1, repeat // 3))]
+    second = statistics.median(t for t, _ in warm)
+    hits = min(h for _, h in warm)
+    return [("cold", "first process (compiles)", first, "first result, after imports"),
+            ("cold", "second process (disk cache)", second,
+             f"{first / second:.1f}x faster, DiskCacheHit={hits}; target >= 5x")]
+
+
+# --- matmul -------------------------------------------------------------------------------------
+
+def matmul(repeat, n=2048):
+    rows = []
+    for dtype in (np.float32, np.float64):
+        rng = np.random.default_rng(0)
+        a_h, b_h = (rng.random((n, n)).astype(dtype) for _ in range(2))
+        a, b = nl.asarray(a_h), nl.asarray(b_h)
+
+        def run_nl():
+            c = a @ b
+            nl.mark_step()
+            return c
+
+        np.testing.assert_allclose(np.asarray(run_nl()), a_h @ b_h, rtol=1e-3)
+        t_nl, t_np = _median(run_nl, repeat), _median(lambda: a_h @ b_h, repeat)
+        flops = 2 * n ** 3
+        rows += [("matmul", f"numlazy[cpu] {np.dtype(dtype).name} {n}^2", t_nl,
+                  f"{flops / t_nl / 1e9:.0f} GFLOP/s, {t_nl / t_np:.2f}x NumPy's time"),
+                 ("matmul", f"numpy {np.dtype(dtype).name} {n}^2", t_np,
+                  f"{flops / t_np / 1e9:.0f} GFLOP/s")]
+    return rows
+
+
+def run(workloads, repeat, matmul_n):
+    rows = []
+    for w in workloads:
+        print(f"engine: {w} ...", file=sys.stderr, flush=True)
+        rows += matmul(repeat, matmul_n) if w == "matmul" else globals()[w](repeat)
+    return rows
+
+
+def format_rows(rows):
+    out = [f"{'workload':<9} {'implementation':<30} {'median':>12}  note"]
+    for w, name, t, note in rows:
+        shown = f"{t * 1e6:.1f} us" if t < 1e-3 else f"{t * 1e3:.2f} ms"
+        out.append(f"{w:<9} {name:<30} {shown:>12}  {note}")
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="engine", description=__doc__.split("\n\n")[0])
+    p.add_argument("--workloads", default=",".join(ENGINE_WORKLOADS))
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--matmul-n", type=int, default=2048)
+    args = p.parse_args(argv)
+    workloads = [w for w in args.workloads.split(",") if w]
+    unknown = set(workloads) - set(ENGINE_WORKLOADS)
+    if unknown:
+        p.error(f"unknown workload(s) {sorted(unknown)}; known: {', '.join(ENGINE_WORKLOADS)}")
+    print(f"numlazy {nl.__version__}, os.cpu_count()={os.cpu_count()}")
+    print("\n".join(format_rows(run(workloads, args.repeat, args.matmul_n))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
