@@ -3,7 +3,8 @@
 Registered through the `numlazy.backends` entry-point group, like any third-party backend.
 Buffers are NumPy arrays. Each fused kernel becomes a generated module (see `render`) with a
 parallel and a serial variant; loops over fewer than `serial_threshold` elements take the
-serial one (a parallel launch costs ~3 µs, NUMBA_NOTES.md). Matmul runs through NumPy's BLAS.
+serial one (a parallel launch costs ~3 µs, NUMBA_NOTES.md). Large buffers come from a pool
+(`pool.py`) so steady-state steps do not page-fault. Matmul runs through NumPy's BLAS.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from numlazy.codegen import CONSTANTS, DTYPE_NAMES, KernelParts, RowParts
 from numlazy.fusion import RowKernel
 from numlazy.registry import Backend
 
+from .pool import HostPool
 from .render import render
 
 
@@ -30,8 +32,11 @@ class CpuBackend(Backend):
     def to_host(self, buffer):
         return buffer
 
+    def __init__(self):
+        self.pool = HostPool(lambda: config.get("host_pool_bytes"))
+
     def allocate(self, shape, dtype, index):
-        return np.empty(shape, dtype)
+        return self.pool.allocate(shape, dtype)
 
     def compile_kernel(self, kernel, graph):
         parts = (RowParts if isinstance(kernel, RowKernel) else KernelParts)(graph, kernel)
