@@ -49,6 +49,11 @@ class LRU:
         with self._lock:
             self._data.clear()
 
+    def keys(self) -> list:
+        """The keys, least recently used first (a snapshot)."""
+        with self._lock:
+            return list(self._data)
+
     def __len__(self):
         return len(self._data)
 

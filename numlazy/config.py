@@ -29,6 +29,7 @@ class Flag:
     help: str
     changes_code: bool = False
     accepted: str = ""
+    convert: Callable[[Any], Any] = None     # checks a non-string value given to set()
 
 
 def _int_at_least(lo: int) -> Callable[[str], int]:
@@ -38,6 +39,26 @@ def _int_at_least(lo: int) -> Callable[[str], int]:
             raise ValueError(text)
         return value
     return parse
+
+
+def _int_between(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if not lo <= value <= hi:
+            raise ValueError(text)
+        return value
+    return parse
+
+
+def _op_names(value) -> frozenset:
+    """Comma-separated op names (or any iterable of them), each one in the op table."""
+    from .ops import TABLE
+    names = value.split(",") if isinstance(value, str) else list(value)
+    names = frozenset(n.strip() for n in names if n.strip())
+    unknown = sorted(names - TABLE.keys())
+    if unknown:
+        raise ValueError(f"unknown op name(s) {', '.join(unknown)}")
+    return names
 
 
 def _bool(text: str) -> bool:
@@ -70,6 +91,25 @@ FLAGS: dict[str, Flag] = {f.name: f for f in (
     Flag("host_pool_bytes", "NUMLAZY_HOST_POOL_BYTES", _int_at_least(0), 4 << 30,
          "bytes of freed host buffers the CPU backend keeps for reuse (0 turns the pool off)",
          accepted="an integer >= 0"),
+    Flag("force_fallback", "NUMLAZY_FORCE_FALLBACK", _op_names, frozenset(),
+         "ops run by the reference interpreter instead of the backend (changeable at run time)",
+         changes_code=True, accepted="comma-separated op names from the op table, e.g. sin,exp",
+         convert=_op_names),
+    Flag("trim_graph_size", "NUMLAZY_TRIM_GRAPH_SIZE", _int_at_least(1), 100000,
+         "pending graphs larger than this many nodes are executed early (counter TrimIrGraph)",
+         accepted="an integer >= 1", convert=_int_at_least(1)),
+    Flag("max_async_queue", "NUMLAZY_MAX_ASYNC_QUEUE", _int_at_least(1), 100,
+         "asynchronous step closures waiting per device before add_step_closure blocks",
+         accepted="an integer >= 1", convert=_int_at_least(1)),
+    Flag("debug", "NUMLAZY_DEBUG", _int_between(0, 4), 0,
+         "1: a line per step; 2: kernel times; 3: fused IR of new programs; 4: their source",
+         accepted="an integer from 0 to 4", convert=_int_between(0, 4)),
+    Flag("save_graphs_file", "NUMLAZY_SAVE_GRAPHS_FILE", str, "",
+         "append the text IR of every executed graph to this file (empty: off)",
+         accepted="a file path, or empty"),
+    Flag("recompile_warning", "NUMLAZY_RECOMPILE_WARNING", _int_at_least(0), 5,
+         "warn after this many consecutive compiles from one call site (0: never)",
+         accepted="an integer >= 0", convert=_int_at_least(0)),
     Flag("serial_threshold", "NUMLAZY_SERIAL_THRESHOLD", _int_at_least(0), 32768,
          "loops over fewer elements than this run a serial kernel instead of a parallel one",
          accepted="an integer >= 0"),
@@ -85,8 +125,15 @@ def _parse_env(flag: Flag) -> Any:
         return flag.default
     try:
         return flag.parse(text)
-    except (ValueError, TypeError):
-        raise ValueError(f"{flag.env}={text!r} is not valid: expected {flag.accepted}") from None
+    except (ValueError, TypeError) as exc:
+        raise ValueError(_invalid(flag.env, text, flag, exc)) from None
+
+
+def _invalid(name: str, text, flag: Flag, exc: Exception) -> str:
+    detail = str(exc) if str(exc) not in (str(text), "") and "invalid literal" not in str(exc) \
+        else ""
+    return f"{name}={text!r} is not valid: expected {flag.accepted}" + \
+        (f" ({detail})" if detail else "")
 
 
 def _flag(name: str) -> Flag:
@@ -104,13 +151,15 @@ def get(name: str) -> Any:
 def set(name: str, value: Any) -> None:  # noqa: A001 - mirrors get()
     """Set flag `name` for the rest of the process."""
     flag = _flag(name)
-    if isinstance(value, str) and flag.parse is not str:
+    parse = flag.parse if isinstance(value, str) else flag.convert
+    if parse is not None and parse is not str:
         try:
-            value = flag.parse(value)
-        except (ValueError, TypeError):
-            raise ValueError(f"{name}={value!r} is not valid: expected {flag.accepted}") from None
+            value = parse(value)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(_invalid(name, value, flag, exc)) from None
     with _lock:
         _values[name] = value
+    _changed()
 
 
 @contextlib.contextmanager
@@ -126,15 +175,35 @@ def override(**values: Any):
             set(name, value)
 
 
+_code_flags: tuple = ()
+_watchers: list = []
+
+
 def code_flags() -> tuple:
-    """The values of every flag that changes generated code, for compile keys."""
-    return tuple((f.name, _values[f.name]) for f in FLAGS.values() if f.changes_code)
+    """The values of every flag that changes generated code, for compile keys (kept ready:
+    every step reads it)."""
+    return _code_flags
+
+
+def watch(fn: Callable[[], None]) -> None:
+    """Call `fn()` after any flag changes, so a module can keep derived values ready instead
+    of reading flags on every step or op."""
+    _watchers.append(fn)
+    fn()
+
+
+def _changed() -> None:
+    global _code_flags
+    _code_flags = tuple((f.name, _values[f.name]) for f in FLAGS.values() if f.changes_code)
+    for fn in _watchers:
+        fn()
 
 
 def reset() -> None:
     """Every flag back to its environment value (or default)."""
     with _lock:
         _values.update({name: _parse_env(flag) for name, flag in FLAGS.items()})
+    _changed()
 
 
 reset()

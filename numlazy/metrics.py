@@ -5,17 +5,32 @@
     >>> nl.metrics.metric_names()
     []
 
-Counters are integers (`MarkStep`, `CachedCompile`, `UncachedCompile`, `DiskCacheHit`,
-`fallback::<op>`); metrics are samples (`CompileTime`, `ExecuteTime`, in seconds) kept in a
-bounded buffer, with their count and sum.
+Counters are integers: `MarkStep`, `CachedCompile`, `UncachedCompile`, `DiskCacheHit`,
+`KernelLaunch`, `TrimIrGraph`, `fallback::<op>`. Metrics are samples: `CompileTime`,
+`ExecuteTime`, `TransferToDeviceTime`, `TransferFromDeviceTime` (seconds) and
+`TensorsGraphSize` (nodes per executed graph). A metric keeps its total sample count and sum
+exactly, and its last `SAMPLE_BUFFER` samples for percentiles. The report reads as torch_xla's:
+
+    Metric: ExecuteTime
+      TotalSamples: 3
+      Accumulator: 412.000us
+      Percentiles: 1%=98.000us; 5%=98.000us; ... 99%=211.000us
+    Counter: MarkStep
+      Value: 3
 """
 from __future__ import annotations
 
 import collections
+import math
 import threading
 import time
 
 SAMPLE_BUFFER = 1024
+PERCENTILES = (1, 5, 10, 20, 50, 80, 90, 95, 99)
+
+# What short_metrics_report shows by default (plus every fallback::<op> counter).
+SHORT_COUNTERS = ("MarkStep", "CachedCompile", "UncachedCompile", "DiskCacheHit", "TrimIrGraph")
+SHORT_METRICS = ("CompileTime", "ExecuteTime", "TransferToDeviceTime", "TransferFromDeviceTime")
 
 _lock = threading.Lock()
 _counters: dict[str, int] = {}
@@ -40,6 +55,8 @@ def record(name: str, value: float) -> None:
 class timed:
     """`with timed("CompileTime"):` records the block's wall time in seconds."""
 
+    __slots__ = ("name", "start")
+
     def __init__(self, name: str):
         self.name = name
 
@@ -62,19 +79,77 @@ def counter_value(name: str):
         return _counters.get(name)
 
 
+_all_counters = counter_names     # short_metrics_report's parameter shadows the name
+
+
 def metric_names() -> list[str]:
     with _lock:
         return sorted(_metrics)
 
 
 def metric_data(name: str):
-    """(total samples, accumulator, [(time, value), ...]) or None if never recorded."""
+    """(total samples, accumulator, [(time, value), ...]) or None if never recorded. The
+    sample list holds the most recent `SAMPLE_BUFFER` samples, oldest first."""
     with _lock:
         entry = _metrics.get(name)
         return None if entry is None else (entry[0], entry[1], list(entry[2]))
+
+
+def percentiles(name: str) -> dict:
+    """{percent: value} over the buffered samples (nearest rank), {} if never recorded."""
+    data = metric_data(name)
+    if data is None or not data[2]:
+        return {}
+    values = sorted(v for _, v in data[2])
+    n = len(values)
+    return {p: values[min(n - 1, max(0, math.ceil(p / 100 * n) - 1))] for p in PERCENTILES}
 
 
 def reset() -> None:
     with _lock:
         _counters.clear()
         _metrics.clear()
+
+
+# --- reports -------------------------------------------------------------------------------
+
+def _format(name: str, value: float) -> str:
+    if not name.endswith("Time"):
+        return f"{value:g}"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3f}{unit}"
+    return f"{value / 1e-9:.3f}ns"
+
+
+def _metric_text(name: str) -> str:
+    data = metric_data(name)
+    if data is None:
+        return ""
+    total, acc, _ = data
+    pct = "; ".join(f"{p}%={_format(name, v)}" for p, v in percentiles(name).items())
+    return (f"Metric: {name}\n  TotalSamples: {total}\n  Accumulator: {_format(name, acc)}\n"
+            f"  Percentiles: {pct}\n")
+
+
+def _counter_text(name: str) -> str:
+    value = counter_value(name)
+    return "" if value is None else f"Counter: {name}\n  Value: {value}\n"
+
+
+def metrics_report() -> str:
+    """Every metric, then every counter, in torch_xla's text format."""
+    return "".join(map(_metric_text, metric_names())) + \
+        "".join(map(_counter_text, counter_names()))
+
+
+def short_metrics_report(counter_names=None, metric_names=None) -> str:  # noqa: F811
+    """The report restricted to the named counters and metrics (by default the step, compile
+    and transfer ones, and every `fallback::<op>` counter). Names never recorded are left
+    out."""
+    if counter_names is None:
+        counter_names = list(SHORT_COUNTERS) + [n for n in _all_counters()
+                                                if n.startswith("fallback::")]
+    if metric_names is None:
+        metric_names = SHORT_METRICS
+    return "".join(map(_metric_text, metric_names)) + "".join(map(_counter_text, counter_names))
