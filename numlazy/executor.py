@@ -7,18 +7,27 @@ A step, in order:
    change code and the versions; on a miss, fusion and the backend compile a `Program`.
 4. `Program.run`: kernels run on this step's buffers, scalars and sizes.
 5. `_attach`: each computed node is realized with its buffer and becomes a data leaf.
+6. The device's step closures run (`numlazy.closures`).
+
+Extra work happens per step only when a feature asks for it: closures queued, `NUMLAZY_DEBUG`
+or `NUMLAZY_SAVE_GRAPHS_FILE` set. Recording pays one integer comparison per array for graph
+trimming (`NUMLAZY_TRIM_GRAPH_SIZE`); a cache miss records what `explain_cache_miss` needs.
 """
 from __future__ import annotations
 
 import contextlib
 import itertools
+import os
+import sys
 import threading
+import time
+import warnings
 import weakref
 
 import numba
 import numpy as np
 
-from . import __version__, cache, config, fusion, interpreter, metrics
+from . import __version__, cache, closures, config, fusion, interpreter, metrics
 from .device import Device, parse
 from .fusion import HostKernel
 from .ir import Graph
@@ -29,6 +38,18 @@ VERSIONS = (__version__, numba.__version__, np.__version__)
 _lock = threading.RLock()
 _live: dict[int, weakref.ref] = {}          # array uid -> weakref, in creation order
 _uids = itertools.count()
+_seen_devices: set = set()                   # devices that compiled a program
+
+
+class TraceError(RuntimeError):
+    """`nl.compile` cannot replay this function (it read a value, ran a step, ...)."""
+
+
+class _TraceState(threading.local):
+    active = False                           # nl.compile is tracing on this thread
+
+
+_trace = _TraceState()
 
 
 def new_uid() -> int:
@@ -40,6 +61,71 @@ def track(array) -> None:
     """Register a pending array; it leaves the registry when collected or computed."""
     uid = array._uid
     _live[uid] = weakref.ref(array, lambda _, uid=uid: _live.pop(uid, None))
+    if uid >= _trim_at:
+        _maybe_trim(uid)
+
+
+# --- graph trimming: checked every trim_graph_size // 2 recorded arrays ---------------------
+
+_trim_at = 0
+_trim_warned = False
+
+
+def _maybe_trim(uid: int) -> None:
+    """Execute pending graphs that outgrew `trim_graph_size` nodes (LTC's TrimIrGraph)."""
+    global _trim_at, _trim_warned
+    limit = config.get("trim_graph_size")
+    _trim_at = uid + max(1, limit // 2)
+    if _trace.active or not _lock.acquire(blocking=False):
+        return                               # tracing, or another thread is mid-step
+    try:
+        by_device: dict = {}
+        for a in live_arrays():
+            by_device.setdefault(a.device, []).append(a)
+        for device, arrays in by_device.items():
+            size = len(Graph([a._node for a in arrays]))
+            if size <= limit:
+                continue
+            metrics.increment("TrimIrGraph")
+            if not _trim_warned:
+                _trim_warned = True
+                filename, line = user_site()
+                warnings.warn_explicit(
+                    f"numlazy: the pending graph on {device} grew to {size} nodes (more than "
+                    f"NUMLAZY_TRIM_GRAPH_SIZE={limit}) and was executed early; call "
+                    f"nl.mark_step() in the loop that builds it (warned once)",
+                    RuntimeWarning, filename, line)
+            sync(arrays)
+    finally:
+        _lock.release()
+
+
+# --- per-step features, kept ready by a flag watcher ----------------------------------------
+
+_debug = 0
+_observe = False          # NUMLAZY_DEBUG or NUMLAZY_SAVE_GRAPHS_FILE: the observed step path
+
+
+def _refresh() -> None:
+    global _debug, _observe, _trim_at
+    _debug = config.get("debug")
+    _observe = bool(_debug or config.get("save_graphs_file"))
+    _trim_at = next(_uids) + max(1, config.get("trim_graph_size") // 2)
+
+
+config.watch(_refresh)
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_SKIP_FILES = (contextlib.__file__,)         # nl.step()'s __exit__
+
+
+def user_site() -> tuple[str, int]:
+    """(file, line) of the innermost caller outside numlazy: where the user's code is."""
+    f = sys._getframe(1)
+    while f is not None and (f.f_code.co_filename.startswith(_PACKAGE_DIR)
+                             or f.f_code.co_filename in _SKIP_FILES):
+        f = f.f_back
+    return (f.f_code.co_filename, f.f_lineno) if f is not None else ("<unknown>", 0)
 
 
 def live_arrays(device: Device | None = None) -> list:
@@ -55,10 +141,18 @@ def live_arrays(device: Device | None = None) -> list:
 
 
 def mark_step(device="", wait: bool = False) -> None:
-    """Compute every live pending array on `device` ("" = the default device) in one step."""
+    """Compute every live pending array on `device` ("" = the default device) in one step,
+    then run the device's step closures. `wait`: also wait until the device has finished.
+    Raises first the error of an earlier asynchronous closure on the device, if any."""
     metrics.increment("MarkStep")
     d = parse(device or None)
-    sync(live_arrays(d), wait=wait)
+    ctx = closures.existing_context(d)
+    if ctx is None or not ctx.busy:
+        sync(live_arrays(d), wait=wait)
+        return
+    ctx.worker.raise_error()
+    sync(live_arrays(d) + ctx.pending_arrays(), wait=wait)
+    ctx.run()
 
 
 @contextlib.contextmanager
@@ -78,6 +172,9 @@ def step(device=""):
 
 def sync(arrays, wait: bool = False) -> None:
     """Compute `arrays` (and nothing else) in one program per device."""
+    if _trace.active:
+        raise TraceError("the function ran a step (mark_step, sync or an op that needs a step "
+                         "boundary) while being traced")
     by_device: dict[Device, list] = {}
     for a in arrays:
         if not a._node.realized:
@@ -91,6 +188,11 @@ def sync(arrays, wait: bool = False) -> None:
 
 def materialize(array) -> None:
     """Compute `array` and every live array inside its pending subgraph (a read)."""
+    if _trace.active:
+        raise TraceError(f"the function read the value of an array ({array.dtype}"
+                         f"{list(array.shape)}: float(), bool(), item(), np.asarray(), "
+                         f"printing...) while being traced; data-dependent control flow "
+                         f"cannot be replayed")
     if array._node.realized:
         return
     inside = {id(n) for n in Graph([array._node]).nodes}
@@ -100,23 +202,85 @@ def materialize(array) -> None:
 def _run(device: Device, outputs: list) -> None:
     backend = backend_for(device)
     graph = Graph(outputs)
-    program = _program(graph, device, backend)
+    program, hit = _program(graph, device, backend)
+    metrics.record("TensorsGraphSize", len(graph))
+    if _observe:
+        return _run_observed(graph, program, hit, device, backend)
     with metrics.timed("ExecuteTime"):
         buffers = program.run(graph, backend, device.index or 0)
     _attach(graph, buffers)
 
 
+def _run_observed(graph: Graph, program, hit: bool, device: Device, backend) -> None:
+    """A step with NUMLAZY_DEBUG or NUMLAZY_SAVE_GRAPHS_FILE on: the same work, reported."""
+    from . import debug
+    debug.save_graph(graph, device)
+    timings = [] if _debug >= 2 and isinstance(program, Program) else None
+    start = time.perf_counter()
+    if timings is None:
+        buffers = program.run(graph, backend, device.index or 0)
+    else:
+        buffers = program.run(graph, backend, device.index or 0, timings)
+    elapsed = time.perf_counter() - start
+    metrics.record("ExecuteTime", elapsed)
+    debug.report_step(graph, program, hit, device, elapsed, timings)
+    _attach(graph, buffers)
+
+
+class Miss:
+    """What explain_cache_miss needs about the last compile: its key, the keys cached just
+    before it, and the user's call site."""
+
+    __slots__ = ("key", "cached", "site", "nodes")
+
+    def __init__(self, key, cached, site, nodes):
+        self.key, self.cached, self.site, self.nodes = key, cached, site, nodes
+
+
+last_miss = None
+_streak = [None, 0]                # [call site, consecutive compiles from it]
+_warned_sites: set = set()
+
+
 def _program(graph: Graph, device: Device, backend):
+    """(program, cache hit?) for `graph` on `device`."""
     key = (graph.key, device.type, config.code_flags(), VERSIONS)
     program = cache.programs.get(key)
     if program is not None:
         metrics.increment("CachedCompile")
-        return program
+        if _streak[1]:
+            _streak[1] = 0
+        return program, True
+    cached = cache.programs.keys()
     metrics.increment("UncachedCompile")
     with metrics.timed("CompileTime"):
         program = backend.compile_graph(graph) or _compile(graph, backend)
     cache.programs.put(key, program)
-    return program
+    _note_miss(key, cached, graph, program, device)
+    return program, False
+
+
+def _note_miss(key, cached, graph: Graph, program, device: Device) -> None:
+    global last_miss
+    _seen_devices.add(device)
+    site = user_site()
+    last_miss = Miss(key, cached, site, len(graph))
+    _streak[:] = [site, _streak[1] + 1 if _streak[0] == site else 1]
+    limit = config.get("recompile_warning")
+    if limit and _streak[1] >= limit and site not in _warned_sites:
+        _warned_sites.add(site)
+        warnings.warn_explicit(
+            f"numlazy: {_streak[1]} consecutive compiles from this call site; each step's "
+            f"graph differs from the cached ones. Call nl.debug.explain_cache_miss() to see "
+            f"the first difference (NUMLAZY_RECOMPILE_WARNING sets the threshold)",
+            RecompileWarning, site[0], site[1])
+    if _debug >= 3:
+        from . import debug
+        debug.report_compile(graph, program, device)
+
+
+class RecompileWarning(RuntimeWarning):
+    """One call site keeps compiling new programs (a recompilation storm)."""
 
 
 def _attach(graph: Graph, buffers: dict) -> None:
@@ -124,8 +288,21 @@ def _attach(graph: Graph, buffers: dict) -> None:
         graph.nodes[p].realize(buffer)
 
 
+def can_lower(backend):
+    """The backend's `can_lower`, minus the ops NUMLAZY_FORCE_FALLBACK sends to the
+    interpreter (that flag is part of every compile key)."""
+    forced = config.get("force_fallback")
+    if not forced:
+        return backend.can_lower
+    return lambda op: op not in forced and backend.can_lower(op)
+
+
 def _compile(graph: Graph, backend) -> "Program":
-    schedule = fusion.partition(graph, backend.can_lower, backend.fuses_rows)
+    schedule = fusion.partition(graph, can_lower(backend), backend.fuses_rows)
+    forced = config.get("force_fallback")
+    for k in schedule.kernels:          # forced opaque ops (matmul) also go to the interpreter
+        if isinstance(k, HostKernel) and graph.nodes[k.node].op in forced:
+            k.fallback = True
     compiled = [None if isinstance(k, HostKernel) else backend.compile_kernel(k, graph)
                 for k in schedule.kernels]
     return Program(schedule, compiled)
@@ -143,7 +320,8 @@ class Program:
     def kernel_count(self) -> int:
         return len(self.schedule)
 
-    def run(self, graph: Graph, backend, index: int) -> dict:
+    def run(self, graph: Graph, backend, index: int, timings: list = None) -> dict:
+        """Run every kernel; `timings` (NUMLAZY_DEBUG=2) collects (kernel, seconds)."""
         nodes, buffers = graph.nodes, {}
 
         def buffer(p):
@@ -151,6 +329,8 @@ class Program:
 
         metrics.increment("KernelLaunch", len(self.compiled))
         for kernel, fn in zip(self.schedule.kernels, self.compiled):
+            if timings is not None:
+                start = time.perf_counter()
             for p in kernel.outputs:
                 buffers[p] = backend.allocate(nodes[p].shape, nodes[p].dtype, index)
             if fn is not None:
@@ -160,6 +340,9 @@ class Program:
                    [v for p in kernel.rts for v in nodes[p].rt])
             else:
                 _run_host(kernel, nodes, buffer, buffers, backend, index)
+            if timings is not None:
+                backend.synchronize(index)
+                timings.append((kernel, time.perf_counter() - start))
         return buffers
 
 
@@ -176,13 +359,85 @@ def _run_host(kernel: HostKernel, nodes, buffer, buffers, backend, index) -> Non
             x = np.asarray(nodes[base].rt[0])
         else:
             x = buffer(base)
-            x = backend.to_host(x) if kernel.fallback else x
+            x = to_host(backend, x) if kernel.fallback else x
         for v in views:
             x = interpreter.apply_view(nodes[v], x)
         inputs.append(x)
     if kernel.fallback:
         metrics.increment(f"fallback::{node.op}")
         result = interpreter.evaluate(node, inputs)
-        buffers[kernel.node] = backend.to_device(np.array(result, order="C"), index)
+        buffers[kernel.node] = to_device(backend, np.array(result, order="C"), index)
     else:
         backend.run_opaque(node.op, inputs, buffers[kernel.node], node)
+
+
+# --- transfers (timed) ---------------------------------------------------------------------
+
+def to_device(backend, host: np.ndarray, index: int):
+    with metrics.timed("TransferToDeviceTime"):
+        return backend.to_device(host, index)
+
+
+def to_host(backend, buffer) -> np.ndarray:
+    with metrics.timed("TransferFromDeviceTime"):
+        return backend.to_host(buffer)
+
+
+# --- the rest of the step API (API.md section 3) --------------------------------------------
+
+def wait_device_ops(devices=None) -> None:
+    """Wait until the given devices (all used ones if None) have finished their work and
+    their asynchronous step closures; then raise such a closure's error, if one failed."""
+    if devices is None:
+        targets = _seen_devices | {c.device for c in closures.all_contexts()}
+    else:
+        if isinstance(devices, (str, Device)):
+            devices = [devices]
+        targets = [parse(d) for d in devices]
+    for d in sorted(targets, key=str):
+        backend = backend_for(d)
+        ctx = closures.existing_context(d)
+        if ctx is not None:
+            ctx.worker.wait()
+        backend.synchronize(d.index or 0)
+
+
+def _arrays_on(name: str, arrays, devices) -> list:
+    from ._array import Array
+    arrays = list(arrays)
+    for a in arrays:
+        if not isinstance(a, Array):
+            raise TypeError(f"{name}: expected numlazy arrays, got {type(a).__name__}")
+    if devices is not None:
+        allowed = {parse(d) for d in ([devices] if isinstance(devices, (str, Device))
+                                      else devices)}
+        stray = sorted({str(a.device) for a in arrays if a.device not in allowed})
+        if stray:
+            raise ValueError(f"{name}: arrays on {', '.join(stray)} are not on the listed "
+                             f"devices ({', '.join(sorted(map(str, allowed)))})")
+    return arrays
+
+
+def sync_multi(arrays, devices=None, wait: bool = False) -> None:
+    """Compute just `arrays` (one program per device), not every live array. `devices`, if
+    given, must list every device the arrays are on."""
+    sync(_arrays_on("sync_multi", arrays, devices), wait=wait)
+
+
+def get_tensor_id(x) -> int:
+    """A unique id of array `x`, increasing in creation order."""
+    from ._array import Array
+    if not isinstance(x, Array):
+        raise TypeError(f"get_tensor_id: expected a numlazy Array, got {type(x).__name__}")
+    return x._uid
+
+
+def to_cpu(tree, devices=None):
+    """Every numlazy array in a nested list/tuple/dict as a NumPy array (a copy), computed
+    in one step; other leaves are returned as they are."""
+    from ._array import Array
+    from .tree import leaves, map_leaves
+    arrays = _arrays_on("to_cpu", [x for x in leaves(tree) if isinstance(x, Array)], devices)
+    sync(arrays)
+    return map_leaves(lambda x: np.array(to_host(backend_for(x.device), x._node.buffer))
+                      if isinstance(x, Array) else x, tree)
