@@ -60,6 +60,10 @@ class Backend:
         """Run an opaque op (e.g. matmul) on device buffers, writing `out`."""
         raise NotImplementedError
 
+    def kernel_source(self, kernel, graph):
+        """The generated source of a fused kernel, for `nl.debug` (None: not available)."""
+        return None
+
     def compile_graph(self, graph):
         """Override to run whole graphs another way (the interpreter does); None = fuse."""
         return None

@@ -38,9 +38,12 @@ class CpuBackend(Backend):
     def allocate(self, shape, dtype, index):
         return self.pool.allocate(shape, dtype)
 
-    def compile_kernel(self, kernel, graph):
+    def kernel_source(self, kernel, graph):
         parts = (RowParts if isinstance(kernel, RowKernel) else KernelParts)(graph, kernel)
-        module = cache.load_module(render(parts, PRELUDE))
+        return render(parts, PRELUDE)
+
+    def compile_kernel(self, kernel, graph):
+        module = cache.load_module(self.kernel_source(kernel, graph))
         return Launcher(module.parallel, module.serial)
 
     def run_opaque(self, op_name, inputs, out, node):
