@@ -15,7 +15,12 @@ from .dtypes import (bool_ as bool, int8, int16, int32, int64, uint8, uint16,  #
 from ._array import Array  # noqa: E402
 from .api import *  # noqa: E402,F401,F403
 from .device import Device, device, default_device  # noqa: E402
-from .executor import mark_step, step, sync  # noqa: E402
+from .executor import (get_tensor_id, mark_step, step, sync, sync_multi,  # noqa: E402
+                       to_cpu, wait_device_ops)
+from .closures import add_step_closure, get_device_context, run_step_closures  # noqa: E402
+from .serialize import load, save  # noqa: E402
+from .compile import compile  # noqa: E402,A001
+from . import debug, ir_cache  # noqa: E402
 from .registry import Backend, list_backends, register_backend  # noqa: E402
 
 e, pi, inf, nan = 2.718281828459045, 3.141592653589793, float("inf"), float("nan")
