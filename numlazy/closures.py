@@ -92,9 +92,11 @@ class _Worker:
         me = threading.current_thread()
         while True:
             with self._cond:
+                if self._thread is not me:       # replaced: one worker keeps the order
+                    return
                 if not self._queue:
                     self._cond.wait(IDLE_SECONDS)
-                if not self._queue:
+                if not self._queue or self._thread is not me:
                     if self._thread is me:
                         self._thread = None
                     return

@@ -137,9 +137,10 @@ class _Replay:
             fallback = [graph.nodes[k.node].op for k in (schedule.kernels if schedule else ())
                         if isinstance(k, HostKernel) and k.fallback]
             if fallback:
-                raise TraceError(f"nl.compile({name}): op {fallback[0]} is not lowered by the "
-                                 f"{self.device.type} backend and would run on the "
-                                 f"interpreter (fallback); run this function uncompiled")
+                raise TraceError(f"nl.compile({name}): op {fallback[0]} would run on the "
+                                 f"interpreter (a fallback: the {self.device.type} backend "
+                                 f"does not lower it, or NUMLAZY_FORCE_FALLBACK names it); "
+                                 f"run this function uncompiled")
             shims = []
             for node in graph.nodes:
                 srcs = tuple(shims[graph.pos[id(s)]] for s in node.srcs)

@@ -395,7 +395,12 @@ def wait_device_ops(devices=None) -> None:
             devices = [devices]
         targets = [parse(d) for d in devices]
     for d in sorted(targets, key=str):
-        backend = backend_for(d)
+        try:
+            backend = backend_for(d)
+        except (ValueError, RuntimeError):
+            if devices is not None:
+                raise
+            continue                         # a backend unregistered since it was used
         ctx = closures.existing_context(d)
         if ctx is not None:
             ctx.worker.wait()

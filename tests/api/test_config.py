@@ -1,0 +1,121 @@
+"""Flags: declared once, parsed strictly, and the run-time ones (force_fallback, trimming)."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import numlazy as nl
+from numlazy import config, executor
+
+
+def run_python(code, **env):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)
+
+
+def test_every_flag_is_declared_with_env_type_default_help():
+    for name, flag in config.FLAGS.items():
+        assert flag.env == "NUMLAZY_" + name.upper() and flag.help and flag.accepted
+        assert config.get(name) == flag.default or flag.env in os.environ
+    assert config.FLAGS["force_fallback"].changes_code
+    assert dict(config.code_flags())["force_fallback"] == frozenset()
+
+
+@pytest.mark.parametrize("env, value, message", [
+    ("NUMLAZY_DEBUG", "9", "NUMLAZY_DEBUG='9' is not valid: expected an integer from 0 to 4"),
+    ("NUMLAZY_FORCE_FALLBACK", "sin,nosuch", "unknown op name(s) nosuch"),
+    ("NUMLAZY_TRIM_GRAPH_SIZE", "0", "NUMLAZY_TRIM_GRAPH_SIZE='0' is not valid"),
+    ("NUMLAZY_MAX_ASYNC_QUEUE", "many", "expected an integer >= 1"),
+])
+def test_a_bad_environment_value_fails_at_import(env, value, message):
+    result = run_python("import numlazy", **{env: value})
+    assert result.returncode != 0 and message in result.stderr
+
+
+def test_environment_values_are_read():
+    code = ("import numlazy as nl; c = nl.config; print(sorted(c.get('force_fallback')), "
+            "c.get('trim_graph_size'), c.get('max_async_queue'), c.get('debug'))")
+    result = run_python(code, NUMLAZY_FORCE_FALLBACK="exp, sin", NUMLAZY_TRIM_GRAPH_SIZE="77",
+                        NUMLAZY_MAX_ASYNC_QUEUE="3", NUMLAZY_DEBUG="0")
+    assert result.stdout.strip() == "['exp', 'sin'] 77 3 0", result.stderr
+
+
+def test_set_validates_strings_and_values():
+    with pytest.raises(ValueError, match="debug=7 is not valid"):
+        config.set("debug", 7)
+    with pytest.raises(ValueError, match="unknown op name"):
+        config.set("force_fallback", ["sin", "nope"])
+    with pytest.raises(KeyError, match="unknown numlazy flag"):
+        config.set("nope", 1)
+    config.set("force_fallback", "sin, cos")
+    assert config.get("force_fallback") == frozenset({"sin", "cos"})
+
+
+def test_force_fallback_changes_at_run_time_and_is_in_the_compile_key():
+    host = np.linspace(0, 1, 50)
+    a = nl.asarray(host)
+
+    def step():
+        y = nl.sin(a) * 2 + 1
+        nl.mark_step()
+        np.testing.assert_allclose(np.asarray(y), np.sin(host) * 2 + 1)
+
+    step()
+    assert nl.metrics.counter_value("fallback::sin") is None
+    config.set("force_fallback", "sin")
+    step()
+    assert nl.metrics.counter_value("fallback::sin") == 1
+    compiles = nl.metrics.counter_value("UncachedCompile") or 0
+    config.set("force_fallback", "")
+    step()                                            # back to the first program: a hit
+    assert nl.metrics.counter_value("fallback::sin") == 1
+    assert (nl.metrics.counter_value("UncachedCompile") or 0) == compiles
+
+
+def test_force_fallback_of_an_opaque_op():
+    config.set("force_fallback", "matmul")
+    x = nl.asarray(np.arange(6.0).reshape(2, 3))
+    y = x @ x.T
+    np.testing.assert_allclose(np.asarray(y), np.arange(6.0).reshape(2, 3) @
+                               np.arange(6.0).reshape(2, 3).T)
+    assert nl.metrics.counter_value("fallback::matmul") == 1
+
+
+def test_graph_trimming_executes_early_and_warns_once(monkeypatch):
+    monkeypatch.setattr(executor, "_trim_warned", False)
+    config.set("trim_graph_size", 40)
+    y = nl.asarray(np.zeros(8))
+    with pytest.warns(RuntimeWarning, match="executed early"):
+        for _ in range(200):
+            y = y + 1.0
+    trims = nl.metrics.counter_value("TrimIrGraph")
+    assert trims and trims >= 2
+    assert y.tolist() == [200.0] * 8
+    assert len(executor.live_arrays()) == 0
+
+
+def test_no_trimming_below_the_limit():
+    y = nl.asarray(np.zeros(4))
+    for _ in range(300):
+        y = y + 1.0
+    assert nl.metrics.counter_value("TrimIrGraph") is None
+    assert y.tolist() == [300.0] * 4
+
+
+def test_ir_cache_dump_and_reset(tmp_path):
+    a = nl.asarray(np.ones(3))
+    y = nl.exp(a) + 1  # noqa: F841
+    nl.mark_step()
+    nl.ir_cache.dump(tmp_path / "cache.txt")
+    text = (tmp_path / "cache.txt").read_text()
+    assert "cached program(s)" in text and "exp(%0) float64 rank 1" in text
+    nl.ir_cache.dump(str(tmp_path / "cache.dot"))
+    assert (tmp_path / "cache.dot").read_text().startswith("digraph ir_cache {")
+    with pytest.raises(ValueError, match="unknown format"):
+        nl.ir_cache.dump(tmp_path / "x", fmt="svg")
+    nl.ir_cache.reset()
+    y = nl.exp(a) + 1  # noqa: F841
+    nl.mark_step()
+    assert nl.metrics.counter_value("UncachedCompile") == 2

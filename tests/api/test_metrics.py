@@ -1,0 +1,93 @@
+"""Counters, metrics and the torch_xla-format reports."""
+import re
+import threading
+
+import numpy as np
+
+import numlazy as nl
+from numlazy import metrics
+
+
+def one_step():
+    a = nl.asarray(np.arange(10.0))
+    y = nl.sin(a) * 2.0 + a
+    nl.mark_step()
+    return y
+
+
+def test_step_counters_and_metrics():
+    one_step()
+    one_step()
+    assert nl.metrics.counter_value("MarkStep") == 2
+    assert nl.metrics.counter_value("UncachedCompile") + \
+        (nl.metrics.counter_value("CachedCompile") or 0) == 2
+    assert {"CompileTime", "ExecuteTime", "TensorsGraphSize"} <= set(nl.metrics.metric_names())
+    total, acc, samples = nl.metrics.metric_data("TensorsGraphSize")
+    assert total == 2 and acc == 10 and [v for _, v in samples] == [5, 5]   # data sin param mul add
+    assert nl.metrics.metric_data("nope") is None and nl.metrics.counter_value("nope") is None
+
+
+def test_transfer_times():
+    y = one_step()
+    nl.to_cpu([y])
+    assert nl.metrics.metric_data("TransferFromDeviceTime")[0] == 1
+    nl.config.set("force_fallback", "sin")        # a fallback moves data both ways
+    one_step()
+    assert nl.metrics.metric_data("TransferToDeviceTime")[0] == 1
+    assert nl.metrics.metric_data("TransferFromDeviceTime")[0] == 2
+
+
+def test_report_format():
+    one_step()
+    report = nl.metrics.metrics_report()
+    assert re.search(r"^Metric: ExecuteTime\n  TotalSamples: 1\n  Accumulator: [\d.]+(s|ms|us|ns)\n"
+                     r"  Percentiles: 1%=[\d.]+\w+; 5%=.*; 99%=[\d.]+\w+$", report, re.M), report
+    assert re.search(r"^Metric: TensorsGraphSize\n  TotalSamples: 1\n  Accumulator: 5\n", report,
+                     re.M)
+    assert "Counter: MarkStep\n  Value: 1\n" in report
+    assert report.index("Metric:") < report.index("Counter:")
+
+
+def test_short_report_defaults_and_selection():
+    nl.config.set("force_fallback", "sin")
+    one_step()
+    short = nl.metrics.short_metrics_report()
+    assert "Counter: MarkStep" in short and "Counter: fallback::sin" in short
+    assert "KernelLaunch" not in short and "TensorsGraphSize" not in short
+    assert "Metric: ExecuteTime" in short
+    only = nl.metrics.short_metrics_report(counter_names=["MarkStep"], metric_names=[])
+    assert only == "Counter: MarkStep\n  Value: 1\n"
+
+
+def test_percentiles_over_the_bounded_buffer():
+    n = metrics.SAMPLE_BUFFER + 1000
+    for v in range(n):
+        metrics.record("Sample", float(v))
+    total, acc, samples = nl.metrics.metric_data("Sample")
+    assert total == n and acc == sum(range(n))          # exact, beyond the buffer
+    assert len(samples) == metrics.SAMPLE_BUFFER and samples[0][1] == 1000.0
+    pct = metrics.percentiles("Sample")
+    assert pct[1] >= 1000 and pct[50] == 1000 + metrics.SAMPLE_BUFFER // 2 - 1
+    assert pct[99] <= n - 1 and list(pct) == list(metrics.PERCENTILES)
+    assert "Percentiles: 1%=" in nl.metrics.metrics_report()
+
+
+def test_reset():
+    one_step()
+    nl.metrics.reset()
+    assert nl.metrics.counter_names() == [] and nl.metrics.metric_names() == []
+    assert nl.metrics.metrics_report() == ""
+
+
+def test_counters_are_thread_safe():
+    def work():
+        for _ in range(1000):
+            metrics.increment("Threaded")
+            metrics.record("ThreadedMetric", 1.0)
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert nl.metrics.counter_value("Threaded") == 8000
+    assert nl.metrics.metric_data("ThreadedMetric")[:2] == (8000, 8000.0)
