@@ -546,8 +546,26 @@ def matmul(x1, x2, /) -> Array:
     batch = _broadcast_shape("matmul", [a[:-2], b[:-2]])
     shape = batch + (a[-2],) * (x1.ndim > 1) + (b[-1],) * (x2.ndim > 1)
     dtype = dt.result_type(x1.dtype, x2.dtype)
-    srcs = tuple(astype(x, dtype, copy=False)._node for x in (x1, x2))
-    return Array(ir.make("matmul", srcs, (), (), shape, dtype, device))
+    x1, x2 = astype(x1, dtype, copy=False), astype(x2, dtype, copy=False)
+    if x1.ndim == 1 or x2.ndim == 1:
+        return _matvec(x1, x2)
+    return Array(ir.make("matmul", (x1._node, x2._node), (), (), shape, dtype, device))
+
+
+def _matvec(x1: Array, x2: Array) -> Array:
+    """A product with a vector moves each matrix element once and does one multiply-add
+    with it: memory-bound, so it is a fused multiply-and-sum rather than a BLAS call (no
+    BLAS thread pool fighting Numba's, and `sigmoid(X @ w)` is one pass). Integer products
+    wrap like NumPy's (the wider sum is cast back); `A.T @ v` is computed as `v @ A` so the
+    matrix is read in memory order."""
+    if x2.ndim == 1:
+        if x1.ndim == 2 and x1._node.op == "permute":
+            out = _matvec(x2, Array(x1._node.srcs[0]))
+        else:
+            out = sum(multiply(x1, x2), axis=-1)  # noqa: F821
+    else:
+        out = sum(multiply(expand_dims(x1, axis=-1), x2), axis=-2)  # noqa: F821
+    return astype(out, x1.dtype, copy=False)
 
 
 __all__ = sorted(

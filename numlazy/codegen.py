@@ -10,6 +10,8 @@ or values, so its hash names the kernel on disk.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from . import dtypes as dt
@@ -51,6 +53,8 @@ class KernelParts:
         self._reads = set(kernel.reads)
         self._memo: dict = {}
         self.lines: list[str] = []
+        self.line_dims: list[frozenset] = []     # loop dims each line depends on
+        self._dims: dict[str, frozenset] = {}
         self._stores()
 
     # -- values -----------------------------------------------------------------------------
@@ -84,13 +88,27 @@ class KernelParts:
 
     def _assign(self, expr: str) -> str:
         name = f"{self.prefix}v{len(self.lines)}"
-        self.lines.append(f"{name} = {expr}")
+        self._line(f"{name} = {expr}", self.dims_of(expr))
+        self._dims[name] = self.line_dims[-1]
         return name
+
+    def _line(self, line: str, dims) -> None:
+        self.lines.append(line)
+        self.line_dims.append(frozenset(dims))
+
+    def dims_of(self, expr: str) -> frozenset:
+        """The loop dims an expression depends on: its index variables and its values'.
+        A backend places each line in the outermost loop that defines them (a broadcast
+        operand is computed once per row, not once per element)."""
+        dims = {int(d) for d in _INDEX_VAR.findall(expr)}
+        for name in _VALUE_VAR.findall(expr):
+            dims |= self._dims.get(name, frozenset())
+        return frozenset(dims)
 
     def _stores(self) -> None:
         for p in self.kernel.stores:
             v = self.value(p, self.index)
-            self.lines.append(f"o{p}[{_subscript(self.index)}] = {v}")
+            self._line(f"o{p}[{_subscript(self.index)}] = {v}", range(self.rank))
 
     # -- reductions -------------------------------------------------------------------------
 
@@ -120,10 +138,14 @@ class RowParts:
         siblings = frozenset(kernel.outputs)
         self.phases = [KernelParts(graph, ph, f"p{j}_", siblings)
                        for j, ph in enumerate(kernel.phases)]
-        self.rank = self.phases[0].rank
+        self.rank = len(graph.nodes[kernel.space].shape)
         names = {p: rt_names(p, graph.nodes[p]) for p in kernel.rts}
         self.args = (["n"] + [f"o{p}" for p in kernel.outputs] + [f"a{p}" for p in kernel.reads]
                      + [n for p in kernel.rts for n in names[p]])
+
+
+_INDEX_VAR = re.compile(r"\bi(\d+)\b")
+_VALUE_VAR = re.compile(r"\b\w*v\d+\b")
 
 
 def _subscript(idx: tuple) -> str:

@@ -47,12 +47,9 @@ class RowKernel:
     wrote only at the current outer index, so every read was written by the same thread."""
     phases: list
     outer: int
+    space: int                 # the full loop space (a phase may span only the outer dims)
     reads: tuple = ()
     rts: tuple = ()
-
-    @property
-    def space(self) -> int:
-        return self.phases[0].space
 
     @property
     def outputs(self) -> list:
@@ -211,18 +208,29 @@ def _merge_rows(graph: Graph, kernels: list, materialized: set) -> list:
         merged = False
         groups = [k for k in kernels if _outer(graph, k)]
         pairs = [(g, k) for g in groups for k in kernels
-                 if k is not g and not isinstance(k, HostKernel) and shape(k) == shape(g)
-                 and (_outer(graph, k) == _outer(graph, g) or
-                      isinstance(k, LoopKernel) and k.reduce is None)]
+                 if k is not g and _joins_row(graph, g, k)]
         for g, k in pairs:
             candidate = _row_kernel(graph, _phases(g) + _phases(k), _outer(graph, g),
-                                    materialized)
+                                    g.space, materialized)
             rest = [x for x in kernels if x is not g and x is not k]
             if candidate is not None and _acyclic(graph, rest + [candidate]):
                 kernels = rest + [candidate]
                 merged = True
                 break
     return kernels
+
+
+def _joins_row(graph: Graph, group, k) -> bool:
+    """Whether kernel `k` may become a phase of row group `group`: a reduction sharing its
+    space and outer dims, or an elementwise kernel over the whole space or over just the
+    outer dims (a consumer of the row's reductions, such as `sigmoid(x @ w)`)."""
+    if isinstance(k, HostKernel):
+        return False
+    space, outer = graph.nodes[group.space].shape, _outer(graph, group)
+    k_space = graph.nodes[k.space].shape
+    if _outer(graph, k) == outer and k_space == space:
+        return True
+    return isinstance(k, LoopKernel) and k.reduce is None and k_space in (space, space[:outer])
 
 
 def _phases(k) -> list:
@@ -240,7 +248,7 @@ def _outer(graph: Graph, k) -> Optional[int]:
     return kept if kept and axes == tuple(range(kept, rank)) else None
 
 
-def _row_kernel(graph: Graph, phases: list, outer: int, materialized: set):
+def _row_kernel(graph: Graph, phases: list, outer: int, space: int, materialized: set):
     """The phases as one RowKernel in dependency order, or None if some phase would read a
     sibling's output at another row, or before it is written."""
     owner = {p: i for i, ph in enumerate(phases) for p in ph.outputs}
@@ -249,12 +257,12 @@ def _row_kernel(graph: Graph, phases: list, outer: int, materialized: set):
     order = _toposort(deps)              # None also if a phase reads its own output
     if order is None:
         return None
-    here = loop_index(len(graph.nodes[phases[0].space].shape))
+    here = loop_index(len(graph.nodes[space].shape))
     for r in reads:
         for p, idx in r:
             if p in owner and not (len(idx) >= outer and idx == here[:len(idx)]):
                 return None
-    return RowKernel([phases[i] for i in order], outer)
+    return RowKernel([phases[i] for i in order], outer, space)
 
 
 def _reads(graph: Graph, k, materialized: set) -> set:

@@ -96,6 +96,7 @@ def test_op_a_backend_cannot_lower_falls_back_to_the_interpreter_and_is_counted(
         y = nl.hypot(a, 4.0) * 2
         assert y.tolist() == [10.0, 2 * np.hypot(5.0, 4.0)]
         assert nl.metrics.counter_value("fallback::hypot") == 1
+        del a, y
     finally:
         from numlazy import registry
         registry._factories.pop("nohypot")

@@ -140,3 +140,27 @@ def test_row_kernels_compute_the_right_values(shape):
     np.testing.assert_allclose(np.asarray(out), ex / ex.sum(1, keepdims=True))
     ref = (host - host.mean(-1, keepdims=True)) / host.std(-1, keepdims=True)
     np.testing.assert_allclose(np.asarray(z), ref, rtol=1e-12)
+
+
+def test_matrix_vector_products_fuse_with_their_consumers():
+    rng = np.random.default_rng(3)
+    X_h, w_h, y_h = rng.normal(size=(40, 6)), rng.normal(size=6), rng.random(40)
+    X, w, y = nl.asarray(X_h), nl.asarray(w_h), nl.asarray(y_h)
+    r = 1.0 / (1.0 + nl.exp(-(X @ w))) - y
+    grad = X.T @ r
+    sched = row_schedule(grad, r)
+    assert len(sched) == 2          # a row pass (X @ w, sigmoid) and a column pass (X.T @ r)
+    assert not any(isinstance(k, fusion.HostKernel) for k in sched.kernels)
+    r_h = 1.0 / (1.0 + np.exp(-(X_h @ w_h))) - y_h
+    np.testing.assert_allclose(np.asarray(grad), X_h.T @ r_h, rtol=1e-12)
+
+
+def test_values_constant_along_inner_loops_are_hoisted():
+    from numlazy.codegen import KernelParts
+    x = nl.asarray(np.random.rand(4, 5))
+    v = nl.asarray(np.random.rand(4))
+    y = x * nl.expand_dims(nl.exp(v), axis=1)
+    (k,) = schedule(y).kernels
+    parts = KernelParts(Graph([y._node]), k)
+    exp_line = [d for line, d in zip(parts.lines, parts.line_dims) if "exp(" in line]
+    assert exp_line == [frozenset({0})]             # depends on the row only
