@@ -80,7 +80,7 @@ class Array:
     def _host(self) -> np.ndarray:
         executor.materialize(self)
         from .registry import backend_for
-        host = np.asarray(backend_for(self.device).to_host(self._node.buffer)).view()
+        host = np.asarray(executor.to_host(backend_for(self.device), self._node.buffer)).view()
         host.flags.writeable = False          # the buffer may be shared with pending graphs
         return host
 

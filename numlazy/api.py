@@ -13,7 +13,7 @@ import operator
 import numpy as np
 
 from . import dtypes as dt
-from . import ir, ops
+from . import executor, ir, ops
 from ._array import Array
 from .device import Device, parse
 from .registry import backend_for
@@ -522,7 +522,7 @@ def asarray(obj, /, *, dtype=None, device=None, copy=None) -> Array:
         raise ValueError("asarray: copy=False but the data must be copied (not C-contiguous, "
                          "not writeable or not native byte order)")
     host = np.array(host, dtype=host_dtype, order="C", copy=copy is not False)
-    buffer = backend.to_device(host, target.index or 0)
+    buffer = executor.to_device(backend, host, target.index or 0)
     return Array(ir.data(buffer, host.shape, host_dtype, target))
 
 
