@@ -1,0 +1,271 @@
+"""numlazy's CUDA backend: fused kernels as Numba CUDA kernels on NVIDIA GPUs.
+
+Registered through the `numlazy.backends` entry-point group (`cuda = numlazy_cuda:CudaBackend`),
+like any third-party backend; the core never imports it. numba-cuda is optional
+(`pip install "numlazy[cuda]"`): without it, or without a GPU and driver, `"cuda"` is still
+listed by `nl.list_backends()` but asking for it raises an error saying what is missing and
+that `NUMLAZY_DEVICE=cpu` works. Under Numba's CUDA simulator (`NUMBA_ENABLE_CUDASIM=1`) it runs
+everywhere, slowly, with small grids.
+
+Buffers are Numba device arrays. Each fused `LoopKernel` becomes a generated module (see
+`render`) holding a few kernel variants; a launcher picks one and its grid from the loop's
+sizes and the device's multiprocessor count. Matmul goes to CuPy (cuBLAS, zero-copy through
+`__cuda_array_interface__`) when it is importable, else to a tiled shared-memory kernel.
+All numba-cuda imports of numlazy live in this package.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import threading
+
+import numpy as np
+
+from numlazy import cache, metrics
+from numlazy.codegen import KernelParts
+from numlazy.fusion import LoopKernel
+from numlazy.registry import Backend
+
+from . import render as _render
+
+_HINT = ("; install it with `pip install \"numba-cuda[cu13]\"` (or \"numlazy[cuda]\"), or run "
+         "on the CPU with NUMLAZY_DEVICE=cpu (or device=\"cpu\")")
+
+
+def _load_cuda():
+    """numba.cuda from numba-cuda, or RuntimeError saying what is missing."""
+    if importlib.util.find_spec("numba_cuda") is None:
+        raise RuntimeError("numlazy device 'cuda' is not available: numba-cuda is not "
+                           "installed" + _HINT)
+    try:
+        from numba import cuda
+    except Exception as exc:  # broken CUDA bindings, etc.
+        raise RuntimeError(f"numlazy device 'cuda' is not available: importing numba.cuda "
+                           f"failed ({exc!r})" + _HINT) from exc
+    if not cuda.is_available():
+        reason = ""
+        try:
+            from numba.cuda.cudadrv.driver import driver
+            driver.get_device_count()
+        except Exception as exc:
+            reason = f" ({str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r})"
+        raise RuntimeError("numlazy device 'cuda' is not available: no CUDA GPU or driver "
+                           f"was found{reason}; run on the CPU with NUMLAZY_DEVICE=cpu (or "
+                           "device=\"cpu\"), or set NUMBA_ENABLE_CUDASIM=1 for Numba's (slow) "
+                           "CUDA simulator")
+    return cuda
+
+
+def available() -> str:
+    """Empty if the backend can run here, else why not."""
+    try:
+        _load_cuda()
+    except RuntimeError as exc:
+        return str(exc)
+    return ""
+
+
+class CudaBackend(Backend):
+    name = "cuda"
+    fuses_rows = False
+
+    def __init__(self):
+        cuda = self.cuda = _load_cuda()
+        from numba.cuda.core import config as cuda_config
+        self.simulator = bool(cuda_config.ENABLE_CUDASIM)
+        # numlazy sizes grids on purpose (small ones under the simulator, for small arrays).
+        cuda_config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
+        self._count = len(cuda.gpus)
+        self._lock = threading.Lock()
+        self._sms: dict[int, int] = {}
+        self._cupy = None
+
+    # -- devices ---------------------------------------------------------------------------
+
+    def device_count(self) -> int:
+        return self._count
+
+    def _select(self, index: int) -> None:
+        if self._count > 1 and self.cuda.get_current_device().id != index:
+            self.cuda.select_device(index)
+
+    def multiprocessors(self, index: int = 0) -> int:
+        sms = self._sms.get(index)
+        if sms is None:
+            sms = 1 if self.simulator else \
+                self.cuda.gpus[index].MULTIPROCESSOR_COUNT
+            self._sms[index] = sms
+        return sms
+
+    def synchronize(self, index: int) -> None:
+        self._select(index)
+        self.cuda.synchronize()
+
+    # -- data ------------------------------------------------------------------------------
+
+    def to_device(self, array, index):
+        self._select(index)
+        return self.cuda.to_device(np.ascontiguousarray(array))
+
+    def to_host(self, buffer):
+        if isinstance(buffer, np.ndarray):
+            return buffer
+        return buffer.copy_to_host()
+
+    def allocate(self, shape, dtype, index):
+        self._select(index)
+        return self.cuda.device_array(shape, dtype)
+
+    # -- kernels ---------------------------------------------------------------------------
+
+    def compile_kernel(self, kernel, graph):
+        if not isinstance(kernel, LoopKernel):
+            raise NotImplementedError(f"cuda backend: cannot lower {type(kernel).__name__}")
+        parts = KernelParts(graph, kernel)
+        module = cache.load_module(_render.render(parts, self.simulator))
+        if kernel.reduce is None:
+            return Elementwise(self, module, parts.rank)
+        red = parts.reduction()
+        axes, acc_dtype = red[4], red[2]
+        if len(axes) == parts.rank:
+            return FullReduction(self, module, acc_dtype)
+        return AxisReduction(self, module, parts.rank, axes)
+
+    def run_opaque(self, op_name, inputs, out, node):
+        if op_name != "matmul":
+            raise NotImplementedError(op_name)
+        a, b = inputs
+        if not self.simulator and out.dtype.kind == "f" and self._cupy_module() is not None:
+            cp = self._cupy
+            cp.matmul(cp.asarray(a), cp.asarray(b), out=cp.asarray(out))
+            metrics.increment("cuda::matmul_cupy")
+            return
+        if a.ndim <= 2 and b.ndim <= 2 and _contiguous_or_2d(a) and _contiguous_or_2d(b):
+            a2 = a.reshape(1, a.shape[0]) if a.ndim == 1 else a
+            b2 = b.reshape(b.shape[0], 1) if b.ndim == 1 else b
+            out2 = out.reshape(a2.shape[0], b2.shape[1])
+            if a2.dtype == out.dtype and b2.dtype == out.dtype:
+                self._tiled_matmul(a2, b2, out2)
+                metrics.increment("cuda::matmul_tiled")
+                return
+        # Batched or broadcast operands: through the host (counted, never silent).
+        metrics.increment("fallback::matmul_host")
+        result = np.matmul(self.to_host_view(a), self.to_host_view(b))
+        out.copy_to_device(np.ascontiguousarray(result.astype(out.dtype, copy=False)))
+
+    def to_host_view(self, x):
+        return x if isinstance(x, np.ndarray) else x.copy_to_host()
+
+    def _cupy_module(self):
+        if self._cupy is None:
+            try:
+                import cupy
+                self._cupy = cupy
+            except Exception:
+                self._cupy = False
+        return self._cupy or None
+
+    def _tiled_matmul(self, a, b, out):
+        module = cache.load_module(_render.matmul_source(out.dtype, self.simulator))
+        tile = module.TILE
+        m, n = out.shape
+        if m == 0 or n == 0:
+            return
+        grid = ((n + tile - 1) // tile, (m + tile - 1) // tile)
+        module.matmul[grid, (tile, tile)](a, b, out)
+
+
+def _contiguous_or_2d(x) -> bool:
+    return x.ndim == 2 or x.is_c_contiguous()
+
+
+def _pow2(x: int) -> int:
+    return 1 << max(0, (x - 1).bit_length())
+
+
+class _Launcher:
+    """Common launch arithmetic: threads per block and block caps for GPU or simulator."""
+
+    def __init__(self, backend: CudaBackend, module):
+        self.module = module
+        self.sim = backend.simulator
+        sms = backend.multiprocessors()
+        self.threads = 32 if self.sim else _render.MAX_THREADS
+        self.max_blocks = 2 if self.sim else 32 * sms       # grid-stride loops beyond this
+        self.partials = 2 if self.sim else 4 * sms          # blocks of a full reduction
+
+    def group(self, inner: int) -> int:
+        """Threads per block for a block-per-output reduction over `inner` elements."""
+        lo = 2 if self.sim else 32
+        return max(lo, min(self.threads, _pow2(inner)))
+
+
+class Elementwise(_Launcher):
+    def __init__(self, backend, module, rank):
+        super().__init__(backend, module)
+        self.rank = rank
+        self.flat = module.flat
+        self.rows = getattr(module, "rows", None)
+
+    def __call__(self, sizes, outs, ins, rts):
+        total = math.prod(sizes)
+        if total == 0:
+            return
+        n = tuple(sizes) or (1,)
+        last = sizes[-1] if sizes else 1
+        if self.rows is not None and last >= 128 and not self.sim:
+            threads = min(self.threads, _pow2(last))
+            blocks = min(total // last, self.max_blocks)
+            self.rows[blocks, threads](n, *outs, *ins, *rts)
+        else:
+            blocks = min((total + self.threads - 1) // self.threads, self.max_blocks)
+            self.flat[blocks, self.threads](n, *outs, *ins, *rts)
+
+
+class AxisReduction(_Launcher):
+    def __init__(self, backend, module, rank, axes):
+        super().__init__(backend, module)
+        self.axes = axes
+        self.kept = [d for d in range(rank) if d not in axes]
+        self.last_reduced = (rank - 1) in axes
+
+    def __call__(self, sizes, outs, ins, rts):
+        outer = math.prod(sizes[d] for d in self.kept)
+        if outer == 0:
+            return
+        inner = math.prod(sizes[d] for d in self.axes)
+        n = tuple(sizes)
+        # A block per output where its threads read neighbours (the reduced dims are last)
+        # or where there are too few outputs to fill the GPU; else a thread per output.
+        if inner > 16 and (self.last_reduced or outer < 4 * self.threads * self.partials):
+            threads = self.group(inner)
+            blocks = min(outer, self.max_blocks)
+            self.module.block[blocks, threads](n, *outs, *ins, *rts)
+        else:
+            blocks = min((outer + self.threads - 1) // self.threads, self.max_blocks)
+            self.module.thread[blocks, self.threads](n, *outs, *ins, *rts)
+
+
+class FullReduction(_Launcher):
+    def __init__(self, backend, module, acc_dtype):
+        super().__init__(backend, module)
+        self.backend, self.acc_dtype = backend, acc_dtype
+        self.buffers: dict = {}
+
+    def _partials(self, blocks):
+        bufs = self.buffers.get(blocks)
+        if bufs is None:
+            cuda = self.backend.cuda
+            bufs = self.buffers[blocks] = (cuda.device_array(blocks, self.acc_dtype),
+                                           cuda.device_array(blocks, np.int64))
+        return bufs
+
+    def __call__(self, sizes, outs, ins, rts):
+        total = math.prod(sizes)
+        threads = self.threads
+        blocks = max(1, min((total + threads - 1) // threads, self.partials))
+        pacc, pidx = self._partials(blocks)
+        n = tuple(sizes) or (1,)
+        self.module.partial[blocks, threads](n, pacc, pidx, *outs, *ins, *rts)
+        final_threads = max(2 if self.sim else 32, min(threads, _pow2(blocks)))
+        self.module.final[1, final_threads](pacc, pidx, blocks, outs[-1])
