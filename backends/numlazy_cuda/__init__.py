@@ -105,7 +105,7 @@ class CudaBackend(Backend):
 
     def to_device(self, array, index):
         self._select(index)
-        return self.cuda.to_device(np.ascontiguousarray(array))
+        return self.cuda.to_device(array if array.flags.c_contiguous else np.array(array, order="C"))
 
     def to_host(self, buffer):
         if isinstance(buffer, np.ndarray):

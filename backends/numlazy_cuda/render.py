@@ -47,9 +47,7 @@ def sign(x):
         return 1
     if x < 0:
         return -1
-    if x == 0:
-        return 0
-    return x                        # NaN
+    return x                        # a signed zero, or NaN
 
 
 @cuda.jit(device=True, inline="always")
@@ -77,6 +75,24 @@ def minimum(x, y):
 
 
 @cuda.jit(device=True, inline="always")
+def hypot(x, y):
+    a = abs(x)
+    b = abs(y)
+    if a < b:
+        a, b = b, a
+    if math.isinf(a):
+        return a
+    if math.isinf(b):                   # hypot(nan, inf) is inf
+        return b
+    if a != a or b != b:
+        return a + b                    # NaN
+    if a == 0:
+        return a
+    r = b / a
+    return a * math.sqrt(1 + r * r)    # no overflow of x*x + y*y near the top of the range
+
+
+@cuda.jit(device=True, inline="always")
 def logaddexp(x, y):
     if x == y:                      # also both +-inf
         return x + 0.6931471805599453
@@ -95,7 +111,7 @@ GPU_MATH_NAMES = {
     "arcsin": "asin", "arccos": "acos", "arctan": "atan", "sinh": "sinh", "cosh": "cosh",
     "tanh": "tanh", "arcsinh": "asinh", "arccosh": "acosh", "arctanh": "atanh",
     "floor": "floor", "ceil": "ceil", "trunc": "trunc", "isnan": "isnan", "isinf": "isinf",
-    "isfinite": "isfinite", "arctan2": "atan2", "hypot": "hypot", "copysign": "copysign",
+    "isfinite": "isfinite", "arctan2": "atan2", "copysign": "copysign",
 }
 
 
