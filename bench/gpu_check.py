@@ -60,7 +60,7 @@ def main():
     # chain
     def nl_chain():
         y = nl.sin(a) * b + 0.5 * c * c - a
-        nl.mark_step()
+        nl.mark_step(dev)
         return y
     y = nl_chain()
     ref = cp.sin(ca) * cb + 0.5 * cc * cc - ca
@@ -68,14 +68,16 @@ def main():
     row("chain", "numlazy", timeit(nl_chain, nsync), 4 * 4 * size)
     row("chain", "cupy eager", timeit(lambda: cp.sin(ca) * cb + 0.5 * cc * cc - ca, csync),
         4 * 4 * size)
-    fused = cp.fuse(lambda x, y, z: cp.sin(x) * y + 0.5 * z * z - x)
+    @cp.fuse()
+    def fused(x, y, z):
+        return cp.sin(x) * y + 0.5 * z * z - x
     row("chain", "cupy.fuse", timeit(lambda: fused(ca, cb, cc), csync), 4 * 4 * size)
     del y, ref
 
     # dotsum
     def nl_dotsum():
         s = nl.sum(a * b)
-        nl.mark_step()
+        nl.mark_step(dev)
         return s
     got, want = float(nl_dotsum()), float(cp.sum(ca * cb))
     assert abs(got - want) <= 1e-3 * abs(want) + 1e-2, (got, want)
@@ -93,7 +95,7 @@ def main():
     def nl_softmax():
         e = nl.exp(x - nl.max(x, axis=1, keepdims=True))
         out = e / nl.sum(e, axis=1, keepdims=True)
-        nl.mark_step()
+        nl.mark_step(dev)
         return out
 
     def cp_softmax():

@@ -20,10 +20,11 @@ export NUMLAZY_CACHE_DIR=/tmp/numlazy-cache NUMBA_CACHE_DIR=/tmp/numba-cache PYT
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import numpy, numba, numba.cuda as c, cupy; d = c.get_current_device();
 print('numpy', numpy.__version__, 'numba', numba.__version__, 'numba-cuda', c.__version__ if hasattr(c, '__version__') else '?', 'cupy', cupy.__version__, d.name, d.compute_capability, 'SMs', d.MULTIPROCESSOR_COUNT)"
+export NUMLAZY_DEVICE=cuda
 python3 -c "import numlazy as nl; print(nl.list_backends())"
 K=${1:-cuda}
+timeout ${BENCH_TIMEOUT:-200} python3 bench/gpu_check.py "${2:-27}" 2>&1 | tee "$OUTDIR/bench.log"
 XDIST=""
 python3 -c "import xdist" 2>/dev/null && XDIST="-n 8"
 timeout ${TEST_TIMEOUT:-360} python3 -m pytest -q -p no:cacheprovider $XDIST tests/backend -k "$K" \
     -W ignore::RuntimeWarning 2>&1 | tee "$OUTDIR/tests.log" | grep -E "^(FAILED|ERROR)|passed|failed" | head -60
-timeout ${BENCH_TIMEOUT:-200} python3 bench/gpu_check.py "${2:-27}" 2>&1 | tee "$OUTDIR/bench.log"
