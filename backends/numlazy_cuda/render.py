@@ -104,6 +104,17 @@ def logaddexp(x, y):
     return d                        # NaN
 '''
 
+# Under the simulator the vocabulary is NumPy's scalar functions, except where NumPy's scalar
+# path differs from its array loops (the reference): scalar `power(x, 0.5)` is `sqrt(x)`, so
+# `power(-inf, 0.5)` is NaN there but +inf in the array loop (and in C's `pow`, as on a GPU).
+SIMULATOR_MATH = '''
+import numpy as _np
+
+
+def power(x, y):
+    return _np.power(_np.array([x]), _np.array([y]))[0]
+'''
+
 # Vocabulary names that are plain `math` functions on the GPU.
 GPU_MATH_NAMES = {
     "sqrt": "sqrt", "exp": "exp", "expm1": "expm1", "log": "log", "log1p": "log1p",
@@ -127,7 +138,7 @@ def prelude(simulator: bool) -> str:
     ]
     if simulator:
         head.append(f"from numpy import {', '.join(ops.VOCABULARY)}")
-        return "\n".join(head) + "\n"
+        return "\n".join(head) + "\n" + SIMULATOR_MATH
     head.append("from numba.cuda import libdevice")
     head += [f"{name} = math.{fn}" for name, fn in sorted(GPU_MATH_NAMES.items())]
     helpers = set(ops.VOCABULARY) - set(GPU_MATH_NAMES)
