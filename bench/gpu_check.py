@@ -1,15 +1,23 @@
-"""GPU timings of the CUDA backend against CuPy: chain, dotsum, softmax (float32).
+"""GPU timings of the CUDA backend side by side with the GPU anchors of PERF.md.
 
-    python bench/gpu_check.py [log2 elements, default 27]
+    python bench/gpu_check.py [log2 elements, default 27] [--only chain,dotsum,...]
 
-Each figure: median wall time of one step after warm-up (record + launch + synchronize for
-numlazy; the same computation and a synchronize for CuPy), with effective bandwidth counting
-the minimum bytes moved (PERF.md). Results are checked against CuPy before timing.
+Workloads (float32): chain `sin(a)*b + 0.5*c*c - a`, dotsum `sum(a*b)`, softmax over rows of
+4096, and tiny (a 10-op step on 1,000 elements: host time per cached step). Anchors, each
+skipped with a note when its package is missing: CuPy eager, `cupy.fuse`, JAX jit,
+`torch.compile`, hand-written `numba.cuda` (IEEE and fast-math). numlazy runs at the default
+precision and, where nl.backends exists, at "fast".
+
+Each figure is the median wall time of one call after warm-up, synchronized (record, key,
+lookup, allocate, launch and wait for numlazy); TB/s counts the minimum bytes moved. Every
+implementation is checked against a float64 NumPy reference before it is timed.
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
+import math
 import statistics
-import sys
 import time
 
 import numpy as np
@@ -17,8 +25,10 @@ import numpy as np
 import numlazy as nl
 from numlazy.registry import backend_for
 
+ROWS: list = []
 
-def timeit(fn, sync, reps=20, warm=3):
+
+def timeit(fn, sync, reps=30, warm=3):
     for _ in range(warm):
         fn()
     sync()
@@ -31,80 +41,229 @@ def timeit(fn, sync, reps=20, warm=3):
     return statistics.median(times)
 
 
+def report(work, impl, secs, nbytes, note=""):
+    tbs = nbytes / secs / 1e12 if nbytes else float("nan")
+    ROWS.append((work, impl, secs, tbs, note))
+    print(f"{work:8s} {impl:28s} {secs * 1e3:9.3f} ms {tbs:6.2f} TB/s {note}", flush=True)
+
+
+def check(name, got, want, rtol):
+    got = np.asarray(got, dtype=np.float64)
+    err = np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-300)
+    if not np.isfinite(err) or err > rtol:
+        raise AssertionError(f"{name}: relative error {err:.2e} > {rtol}")
+
+
+@contextlib.contextmanager
+def precision(value):
+    """nl.backends.cuda.fp32_precision = value inside (when the facade exists)."""
+    backends = getattr(nl, "backends", None)
+    if backends is None or value is None:
+        yield value is None
+        return
+    with backends.cuda.flags(fp32_precision=value):
+        yield True
+
+
+def anchors():
+    """The installed anchor libraries: name -> module."""
+    found = {}
+    for name in ("cupy", "jax", "torch"):
+        try:
+            found[name] = __import__(name)
+        except Exception as exc:
+            print(f"# anchor {name} skipped: {exc!r}")
+    return found
+
+
 def main():
-    log2 = int(sys.argv[1]) if len(sys.argv) > 1 else 27
-    size = 1 << log2
-    import cupy as cp
+    ap = argparse.ArgumentParser()
+    ap.add_argument("log2", nargs="?", type=int, default=27)
+    ap.add_argument("--only", default="copy,chain,dotsum,softmax,tiny")
+    args = ap.parse_args()
+    only = set(args.only.split(","))
+    size = 1 << args.log2
     dev = nl.device("cuda")
     backend = backend_for(dev)
     nsync = lambda: backend.synchronize(0)                  # noqa: E731
-    csync = cp.cuda.runtime.deviceSynchronize
+    libs = anchors()
+    cp, jax, torch = libs.get("cupy"), libs.get("jax"), libs.get("torch")
+    csync = cp.cuda.runtime.deviceSynchronize if cp else nsync
+    from numba import cuda
     rng = np.random.default_rng(0)
-    rows = []
-
-    def row(work, impl, secs, nbytes):
-        rows.append((work, impl, secs * 1e3, nbytes / secs / 1e12))
-        print(f"{work:8s} {impl:24s} {secs * 1e3:9.3f} ms {nbytes / secs / 1e12:6.2f} TB/s",
-              flush=True)
-
     host = [rng.standard_normal(size).astype(np.float32) for _ in range(3)]
+    ref64 = [h.astype(np.float64) for h in host]
     a, b, c = (nl.asarray(h, device=dev) for h in host)
-    ca, cb, cc = (cp.asarray(h) for h in host)
-    del host
 
-    # copy: the bandwidth ceiling
-    dst = cp.empty_like(ca)
-    row("copy", "cupy copyto", timeit(lambda: cp.copyto(dst, ca), csync), 2 * 4 * size)
-    del dst
+    if "copy" in only and cp:
+        src = cp.asarray(host[0])
+        dst = cp.empty_like(src)
+        report("copy", "cupy copyto", timeit(lambda: cp.copyto(dst, src), csync), 8 * size)
+        del src, dst
 
-    # chain
-    def nl_chain():
-        y = nl.sin(a) * b + 0.5 * c * c - a
-        nl.mark_step(dev)
-        return y
-    y = nl_chain()
-    ref = cp.sin(ca) * cb + 0.5 * cc * cc - ca
-    assert np.allclose(np.asarray(y)[:1000], cp.asnumpy(ref[:1000]), rtol=1e-5, atol=1e-5)
-    row("chain", "numlazy", timeit(nl_chain, nsync), 4 * 4 * size)
-    row("chain", "cupy eager", timeit(lambda: cp.sin(ca) * cb + 0.5 * cc * cc - ca, csync),
-        4 * 4 * size)
-    @cp.fuse()
-    def fused(x, y, z):
-        return cp.sin(x) * y + 0.5 * z * z - x
-    row("chain", "cupy.fuse", timeit(lambda: fused(ca, cb, cc), csync), 4 * 4 * size)
-    del y, ref
+    if "chain" in only:
+        want = np.sin(ref64[0]) * ref64[1] + 0.5 * ref64[2] * ref64[2] - ref64[0]
+        nbytes = 16 * size
+        for prec in (None, "fast"):
+            with precision(prec) as ok:
+                if not ok:
+                    continue
+                def nl_chain():
+                    y = nl.sin(a) * b + 0.5 * c * c - a
+                    nl.mark_step(dev)
+                    return y
+                check("numlazy chain", nl_chain(), want, 1e-5)
+                report("chain", f"numlazy{' fast' if prec else ''}", timeit(nl_chain, nsync),
+                       nbytes)
+        d = [cuda.to_device(h) for h in host]
+        out = cuda.device_array_like(d[0])
+        for fm in (() if backend.simulator else (False, True)):
+            @cuda.jit(fastmath=fm)
+            def k(x, y, z, o):
+                for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+                    o[i] = math.sin(x[i]) * y[i] + np.float32(0.5) * z[i] * z[i] - x[i]
+            sms = getattr(cuda.get_current_device(), "MULTIPROCESSOR_COUNT", 1)
+            run = lambda: k[32 * sms, 256](d[0], d[1], d[2], out)   # noqa: E731
+            run()
+            check("numba.cuda chain", out.copy_to_host(), want, 1e-5)
+            report("chain", f"numba.cuda hand{' fastmath' if fm else ''}", timeit(run, nsync),
+                   nbytes)
+        del d, out
+        if cp:
+            ca, cb, cc = (cp.asarray(h) for h in host)
+            run = lambda: cp.sin(ca) * cb + 0.5 * cc * cc - ca     # noqa: E731
+            check("cupy chain", cp.asnumpy(run()), want, 1e-5)
+            report("chain", "cupy eager", timeit(run, csync), nbytes)
 
-    # dotsum
-    def nl_dotsum():
-        s = nl.sum(a * b)
-        nl.mark_step(dev)
-        return s
-    got, want = float(nl_dotsum()), float(cp.sum(ca * cb))
-    assert abs(got - want) <= 1e-3 * abs(want) + 1e-2, (got, want)
-    row("dotsum", "numlazy", timeit(nl_dotsum, nsync), 2 * 4 * size)
-    row("dotsum", "cupy sum(a*b)", timeit(lambda: cp.sum(ca * cb), csync), 2 * 4 * size)
-    row("dotsum", "cupy dot", timeit(lambda: cp.dot(ca, cb), csync), 2 * 4 * size)
-    del a, b, c, ca, cb, cc
+            @cp.fuse()
+            def fused(x, y, z):
+                return cp.sin(x) * y + 0.5 * z * z - x
+            check("cupy.fuse chain", cp.asnumpy(fused(ca, cb, cc)), want, 1e-5)
+            report("chain", "cupy.fuse", timeit(lambda: fused(ca, cb, cc), csync), nbytes)
+            del ca, cb, cc
+        if jax:
+            import jax.numpy as jnp
+            ja, jb, jc = (jax.device_put(h) for h in host)
+            f = jax.jit(lambda x, y, z: jnp.sin(x) * y + 0.5 * z * z - x)
+            check("jax chain", np.asarray(f(ja, jb, jc)), want, 1e-5)
+            report("chain", "jax jit", timeit(lambda: f(ja, jb, jc).block_until_ready(),
+                                              lambda: None), nbytes)
+            del ja, jb, jc
+        if torch:
+            _torch_compiled("chain", torch, host, want, nbytes,
+                            lambda x, y, z: torch.sin(x) * y + 0.5 * z * z - x)
 
-    # softmax, rows of 4096
-    shape = (size // 4096, 4096)
-    xh = rng.standard_normal(shape).astype(np.float32)
-    x, cx = nl.asarray(xh, device=dev), cp.asarray(xh)
-    del xh
+    if "dotsum" in only:
+        want = np.sum(ref64[0] * ref64[1])
+        nbytes = 8 * size
+        for prec in (None, "fast"):
+            with precision(prec) as ok:
+                if not ok:
+                    continue
+                def nl_dotsum():
+                    s = nl.sum(a * b)
+                    nl.mark_step(dev)
+                    return s
+                check("numlazy dotsum", float(nl_dotsum()), want, 1e-4)
+                report("dotsum", f"numlazy{' fast' if prec else ''}", timeit(nl_dotsum, nsync),
+                       nbytes)
+        if cp:
+            ca, cb = cp.asarray(host[0]), cp.asarray(host[1])
+            check("cupy dotsum", float(cp.sum(ca * cb)), want, 1e-4)
+            report("dotsum", "cupy sum(a*b)", timeit(lambda: cp.sum(ca * cb), csync), nbytes)
+            report("dotsum", "cupy dot (cuBLAS)", timeit(lambda: cp.dot(ca, cb), csync), nbytes)
+            del ca, cb
+        if jax:
+            import jax.numpy as jnp
+            ja, jb = jax.device_put(host[0]), jax.device_put(host[1])
+            f = jax.jit(lambda x, y: jnp.sum(x * y))
+            check("jax dotsum", float(f(ja, jb)), want, 1e-4)
+            report("dotsum", "jax jit", timeit(lambda: f(ja, jb).block_until_ready(),
+                                               lambda: None), nbytes)
+            del ja, jb
+        if torch:
+            _torch_compiled("dotsum", torch, host[:2], want, nbytes,
+                            lambda x, y: torch.sum(x * y))
+    del a, b, c, host, ref64
 
-    def nl_softmax():
-        e = nl.exp(x - nl.max(x, axis=1, keepdims=True))
-        out = e / nl.sum(e, axis=1, keepdims=True)
-        nl.mark_step(dev)
-        return out
+    if "softmax" in only:
+        shape = (size // 4096, 4096)
+        xh = rng.standard_normal(shape).astype(np.float32)
+        x64 = xh.astype(np.float64)
+        e = np.exp(x64 - x64.max(axis=1, keepdims=True))
+        want = e / e.sum(axis=1, keepdims=True)
+        del e, x64
+        nbytes = 8 * size
+        x = nl.asarray(xh, device=dev)
+        for prec in (None, "fast"):
+            with precision(prec) as ok:
+                if not ok:
+                    continue
+                def nl_softmax():
+                    e = nl.exp(x - nl.max(x, axis=1, keepdims=True))
+                    out = e / nl.sum(e, axis=1, keepdims=True)
+                    nl.mark_step(dev)
+                    return out
+                check("numlazy softmax", nl_softmax(), want, 1e-5)
+                kernels = nl.metrics.counter_value("KernelLaunch")
+                nl_softmax()
+                kernels = nl.metrics.counter_value("KernelLaunch") - kernels
+                report("softmax", f"numlazy{' fast' if prec else ''} {shape}",
+                       timeit(nl_softmax, nsync), nbytes, f"{kernels} kernel(s)")
+        del x
+        if cp:
+            cx = cp.asarray(xh)
 
-    def cp_softmax():
-        e = cp.exp(cx - cp.max(cx, axis=1, keepdims=True))
-        return e / cp.sum(e, axis=1, keepdims=True)
-    out = nl_softmax()
-    assert np.allclose(np.asarray(out)[:4], cp.asnumpy(cp_softmax()[:4]), rtol=1e-4, atol=1e-7)
-    row("softmax", f"numlazy {shape}", timeit(nl_softmax, nsync), 2 * 4 * size)
-    row("softmax", "cupy eager", timeit(cp_softmax, csync), 2 * 4 * size)
+            def cp_softmax():
+                e = cp.exp(cx - cp.max(cx, axis=1, keepdims=True))
+                return e / cp.sum(e, axis=1, keepdims=True)
+            check("cupy softmax", cp.asnumpy(cp_softmax()), want, 1e-5)
+            report("softmax", "cupy eager", timeit(cp_softmax, csync), nbytes)
+            del cx
+        if jax:
+            jx = jax.device_put(xh)
+            f = jax.jit(lambda v: jax.nn.softmax(v, axis=1))
+            check("jax softmax", np.asarray(f(jx)), want, 1e-5)
+            report("softmax", "jax jit", timeit(lambda: f(jx).block_until_ready(),
+                                                lambda: None), nbytes)
+            del jx
+        if torch:
+            _torch_compiled("softmax", torch, [xh], want, nbytes,
+                            lambda v: torch.softmax(v, dim=1))
+        del xh, want
+
+    if "tiny" in only:
+        th = [rng.random(1000).astype(np.float32) for _ in range(2)]
+        ta, tb = (nl.asarray(h, device=dev) for h in th)
+
+        def tiny(k):
+            y = (nl.sin(ta) * tb + k) / (tb + 1.0) - nl.exp(-ta) * 0.5 + nl.abs(ta - k)
+            nl.mark_step(dev)
+            return y
+        k64 = [h.astype(np.float64) for h in th]
+        check("numlazy tiny", tiny(0.25), (np.sin(k64[0]) * k64[1] + 0.25) / (k64[1] + 1.0)
+              - np.exp(-k64[0]) * 0.5 + np.abs(k64[0] - 0.25), 1e-5)
+        before = nl.metrics.counter_value("UncachedCompile")
+        steps = iter(range(10**9))
+        secs = timeit(lambda: tiny(0.01 * next(steps)), nsync, reps=200, warm=20)
+        report("tiny", "numlazy step (host+sync)", secs, 0,
+               f"{nl.metrics.counter_value('UncachedCompile') - before} compiles; "
+               f"target < 50 us")
+
+    print("\n| workload | implementation | ms | TB/s | note |\n|---|---|---|---|---|")
+    for work, impl, secs, tbs, note in ROWS:
+        print(f"| {work} | {impl} | {secs * 1e3:.3f} | {tbs:.2f} | {note} |")
+
+
+def _torch_compiled(work, torch, host, want, nbytes, fn):
+    try:
+        xs = [torch.from_numpy(h).cuda() for h in host]
+        f = torch.compile(fn)
+        check(f"torch.compile {work}", f(*xs).cpu().numpy(), want,
+              1e-4 if work == "dotsum" else 1e-5)
+        report(work, "torch.compile", timeit(lambda: f(*xs), torch.cuda.synchronize), nbytes)
+    except Exception as exc:          # an anchor's failure is reported, not fatal
+        print(f"# torch.compile {work} skipped: {exc!r}"[:300])
 
 
 if __name__ == "__main__":

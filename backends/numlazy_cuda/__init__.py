@@ -22,11 +22,14 @@ import threading
 import numpy as np
 
 from numlazy import cache, metrics
-from numlazy.codegen import KernelParts
-from numlazy.fusion import LoopKernel
+from numlazy.backends import fastmath, resolve
+from numlazy.codegen import KernelParts, RowParts
+from numlazy.fusion import LoopKernel, RowKernel
 from numlazy.registry import Backend
 
 from . import render as _render
+from .allocator import DeviceMemory
+from .launch import Kernel
 
 _HINT = ("; install it with `pip install \"numba-cuda[cu13]\"` (or \"numlazy[cuda]\"), or run "
          "on the CPU with NUMLAZY_DEVICE=cpu (or device=\"cpu\")")
@@ -65,9 +68,9 @@ def available() -> str:
     return ""
 
 
-class CudaBackend(Backend):
+class CudaBackend(DeviceMemory, Backend):
     name = "cuda"
-    fuses_rows = False
+    fuses_rows = True
 
     def __init__(self):
         cuda = self.cuda = _load_cuda()
@@ -76,6 +79,7 @@ class CudaBackend(Backend):
         # numlazy sizes grids on purpose (small ones under the simulator, for small arrays).
         cuda_config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
         self._count = len(cuda.gpus)
+        self.current = 0                 # the selected device's index
         self._lock = threading.Lock()
         self._sms: dict[int, int] = {}
         self._cupy = None
@@ -88,6 +92,7 @@ class CudaBackend(Backend):
     def _select(self, index: int) -> None:
         if self._count > 1 and self.cuda.get_current_device().id != index:
             self.cuda.select_device(index)
+        self.current = index
 
     def multiprocessors(self, index: int = 0) -> int:
         sms = self._sms.get(index)
@@ -105,7 +110,11 @@ class CudaBackend(Backend):
 
     def to_device(self, array, index):
         self._select(index)
-        return self.cuda.to_device(array if array.flags.c_contiguous else np.array(array, order="C"))
+        buffer = self.allocator(index).allocate(array.shape, array.dtype)
+        if buffer.size:
+            buffer.copy_to_device(array if array.flags.c_contiguous else
+                                  np.array(array, order="C"))
+        return buffer
 
     def to_host(self, buffer):
         if isinstance(buffer, np.ndarray):
@@ -114,15 +123,21 @@ class CudaBackend(Backend):
 
     def allocate(self, shape, dtype, index):
         self._select(index)
-        return self.cuda.device_array(shape, dtype)
+        return self.allocator(index).allocate(shape, dtype)      # the caching pool
 
     # -- kernels ---------------------------------------------------------------------------
 
     def compile_kernel(self, kernel, graph):
+        if isinstance(kernel, RowKernel):
+            parts = RowParts(graph, kernel)
+            module = cache.load_module(_render.render(parts, self.simulator,
+                                                      fastmath("cuda", graph, kernel)))
+            return RowReduction(self, module, parts.rank, kernel.outer)
         if not isinstance(kernel, LoopKernel):
             raise NotImplementedError(f"cuda backend: cannot lower {type(kernel).__name__}")
         parts = KernelParts(graph, kernel)
-        module = cache.load_module(_render.render(parts, self.simulator))
+        module = cache.load_module(_render.render(parts, self.simulator,
+                                                      fastmath("cuda", graph, kernel)))
         if kernel.reduce is None:
             return Elementwise(self, module, parts.rank)
         red = parts.reduction()
@@ -135,18 +150,19 @@ class CudaBackend(Backend):
         if op_name != "matmul":
             raise NotImplementedError(op_name)
         a, b = inputs
+        tf32 = out.dtype == np.float32 and resolve("cuda", "matmul") == "tf32"
         if not self.simulator and out.dtype.kind == "f" and self._cupy_module() is not None:
-            cp = self._cupy
-            cp.matmul(cp.asarray(a), cp.asarray(b), out=cp.asarray(out))
-            metrics.increment("cuda::matmul_cupy")
+            from .allocator import cupy_matmul
+            cupy_matmul(self._cupy, a, b, out, tf32)
+            metrics.increment("cuda::matmul_cupy_tf32" if tf32 else "cuda::matmul_cupy")
             return
         if a.ndim <= 2 and b.ndim <= 2 and _contiguous_or_2d(a) and _contiguous_or_2d(b):
             a2 = a.reshape(1, a.shape[0]) if a.ndim == 1 else a
             b2 = b.reshape(b.shape[0], 1) if b.ndim == 1 else b
             out2 = out.reshape(a2.shape[0], b2.shape[1])
             if a2.dtype == out.dtype and b2.dtype == out.dtype:
-                self._tiled_matmul(a2, b2, out2)
-                metrics.increment("cuda::matmul_tiled")
+                self._tiled_matmul(a2, b2, out2, tf32)
+                metrics.increment("cuda::matmul_tiled_tf32" if tf32 else "cuda::matmul_tiled")
                 return
         # Batched or broadcast operands: through the host (counted, never silent).
         metrics.increment("fallback::matmul_host")
@@ -165,8 +181,8 @@ class CudaBackend(Backend):
                 self._cupy = False
         return self._cupy or None
 
-    def _tiled_matmul(self, a, b, out):
-        module = cache.load_module(_render.matmul_source(out.dtype, self.simulator))
+    def _tiled_matmul(self, a, b, out, tf32=False):
+        module = cache.load_module(_render.matmul_source(out.dtype, self.simulator, tf32))
         tile = module.TILE
         m, n = out.shape
         if m == 0 or n == 0:
@@ -188,11 +204,18 @@ class _Launcher:
 
     def __init__(self, backend: CudaBackend, module):
         self.module = module
+        self.backend = backend
         self.sim = backend.simulator
         sms = backend.multiprocessors()
         self.threads = 32 if self.sim else _render.MAX_THREADS
         self.max_blocks = 2 if self.sim else 32 * sms       # grid-stride loops beyond this
         self.partials = 2 if self.sim else 4 * sms          # blocks of a full reduction
+
+    def kernel(self, name: str):
+        """The module's kernel `name` (None if it has none), launched without Numba's
+        per-call dispatch (`launch.Kernel`)."""
+        fn = getattr(self.module, name, None)
+        return None if fn is None else Kernel(fn, self.backend)
 
     def group(self, inner: int) -> int:
         """Threads per block for a block-per-output reduction over `inner` elements."""
@@ -204,8 +227,8 @@ class Elementwise(_Launcher):
     def __init__(self, backend, module, rank):
         super().__init__(backend, module)
         self.rank = rank
-        self.flat = module.flat
-        self.rows = getattr(module, "rows", None)
+        self.flat = self.kernel("flat")
+        self.rows = self.kernel("rows")
 
     def __call__(self, sizes, outs, ins, rts):
         total = math.prod(sizes)
@@ -216,10 +239,10 @@ class Elementwise(_Launcher):
         if self.rows is not None and last >= 128 and not self.sim:
             threads = min(self.threads, _pow2(last))
             blocks = min(total // last, self.max_blocks)
-            self.rows[blocks, threads](n, *outs, *ins, *rts)
+            self.rows(blocks, threads, (n, *outs, *ins, *rts))
         else:
             blocks = min((total + self.threads - 1) // self.threads, self.max_blocks)
-            self.flat[blocks, self.threads](n, *outs, *ins, *rts)
+            self.flat(blocks, self.threads, (n, *outs, *ins, *rts))
 
 
 class AxisReduction(_Launcher):
@@ -228,6 +251,7 @@ class AxisReduction(_Launcher):
         self.axes = axes
         self.kept = [d for d in range(rank) if d not in axes]
         self.last_reduced = (rank - 1) in axes
+        self.block, self.thread = self.kernel("block"), self.kernel("thread")
 
     def __call__(self, sizes, outs, ins, rts):
         outer = math.prod(sizes[d] for d in self.kept)
@@ -240,17 +264,26 @@ class AxisReduction(_Launcher):
         if inner > 16 and (self.last_reduced or outer < 4 * self.threads * self.partials):
             threads = self.group(inner)
             blocks = min(outer, self.max_blocks)
-            self.module.block[blocks, threads](n, *outs, *ins, *rts)
+            self.block(blocks, threads, (n, *outs, *ins, *rts))
         else:
             blocks = min((outer + self.threads - 1) // self.threads, self.max_blocks)
-            self.module.thread[blocks, self.threads](n, *outs, *ins, *rts)
+            self.thread(blocks, self.threads, (n, *outs, *ins, *rts))
+
+
+class RowReduction(AxisReduction):
+    """A row kernel: launched as a reduction over the trailing dims (`block`: a block per
+    row, threads from the row's length; `thread`: a thread per row for short rows)."""
+
+    def __init__(self, backend, module, rank, outer):
+        super().__init__(backend, module, rank, tuple(range(outer, rank)))
 
 
 class FullReduction(_Launcher):
     def __init__(self, backend, module, acc_dtype):
         super().__init__(backend, module)
-        self.backend, self.acc_dtype = backend, acc_dtype
+        self.acc_dtype = acc_dtype
         self.buffers: dict = {}
+        self.partial, self.final = self.kernel("partial"), self.kernel("final")
 
     def _partials(self, blocks):
         bufs = self.buffers.get(blocks)
@@ -266,6 +299,6 @@ class FullReduction(_Launcher):
         blocks = max(1, min((total + threads - 1) // threads, self.partials))
         pacc, pidx = self._partials(blocks)
         n = tuple(sizes) or (1,)
-        self.module.partial[blocks, threads](n, pacc, pidx, *outs, *ins, *rts)
+        self.partial(blocks, threads, (n, pacc, pidx, *outs, *ins, *rts))
         final_threads = max(2 if self.sim else 32, min(threads, _pow2(blocks)))
-        self.module.final[1, final_threads](pacc, pidx, blocks, outs[-1])
+        self.final(1, final_threads, (pacc, pidx, blocks, outs[-1]))
