@@ -21,6 +21,7 @@ from .closures import add_step_closure, get_device_context, run_step_closures  #
 from .serialize import load, save  # noqa: E402
 from .compile import compile  # noqa: E402,A001
 from . import debug, ir_cache  # noqa: E402
+from . import accelerator, backends  # noqa: E402
 from .registry import Backend, list_backends, register_backend  # noqa: E402
 
 e, pi, inf, nan = 2.718281828459045, 3.141592653589793, float("inf"), float("nan")

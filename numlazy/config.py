@@ -70,6 +70,55 @@ def _bool(text: str) -> bool:
     raise ValueError(text)
 
 
+def _choice(values: tuple) -> Callable[[str], str]:
+    def parse(text) -> str:
+        if not isinstance(text, str):
+            raise TypeError(f"expected a string, got {type(text).__name__}")
+        if text.strip() not in values:
+            raise ValueError(text)
+        return text.strip()
+    return parse
+
+
+# The fp32 precision tree of numlazy.backends (API.md section 6): generic -> backend (its
+# `all` level) -> op kind; "none" inherits from the level above. One flag per node, named
+# `[<backend>_][<op>_]fp32_precision`; every one changes generated code.
+PRECISION_BACKENDS = ("cpu", "cuda")
+PRECISION_OPS = ("elementwise", "reduction", "matmul")
+
+
+def precision_values(backend: str = "", op: str = "") -> tuple:
+    """The values node (`backend`, `op`) accepts ("" = the generic root, or a backend's
+    `all`). `fast` is a Numba kernel mode, so matmuls (BLAS, cuBLAS) do not take it; `tf32`
+    is CUDA matmul only."""
+    if not backend:
+        return ("ieee", "fast")
+    if op == "matmul":
+        return ("ieee", "tf32", "none") if backend == "cuda" else ("ieee", "none")
+    return ("ieee", "fast", "none")
+
+
+def precision_flag(backend: str = "", op: str = "") -> str:
+    """The flag name of precision node (`backend`, `op`)."""
+    return "_".join(p for p in (backend, op, "fp32_precision") if p)
+
+
+def _precision_flags() -> list:
+    nodes = [("", "")] + [(b, o) for b in PRECISION_BACKENDS for o in ("",) + PRECISION_OPS]
+    flags = []
+    for backend, op in nodes:
+        values = precision_values(backend, op)
+        where = f"{backend} {op or 'ops (all)'}" if backend else "every backend (generic)"
+        parse = _choice(values)
+        flags.append(Flag(
+            precision_flag(backend, op), "NUMLAZY_" + precision_flag(backend, op).upper(),
+            parse, values[-1] if backend else "ieee",
+            f"fp32 precision of {where}: ieee strict, fast = Numba fastmath, tf32 = TF32 "
+            f"tensor cores, none = inherit (numlazy.backends)",
+            changes_code=True, accepted="one of " + ", ".join(values), convert=parse))
+    return flags
+
+
 def _default_cache_dir() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "numlazy")
@@ -113,6 +162,7 @@ FLAGS: dict[str, Flag] = {f.name: f for f in (
     Flag("serial_threshold", "NUMLAZY_SERIAL_THRESHOLD", _int_at_least(0), 32768,
          "loops over fewer elements than this run a serial kernel instead of a parallel one",
          accepted="an integer >= 0"),
+    *_precision_flags(),
 )}
 
 _lock = threading.Lock()

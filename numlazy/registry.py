@@ -71,6 +71,47 @@ class Backend:
     def synchronize(self, index: int) -> None:
         pass
 
+    # -- optional: what nl.accelerator asks of an accelerator backend -------------------------
+    # Host backends keep these defaults; an accelerator sets `is_accelerator` and overrides
+    # the rest (the CUDA backend's are in numlazy_cuda/allocator.py).
+
+    is_accelerator = False
+
+    @staticmethod
+    def installed() -> bool:
+        """Whether the backend's software is installed (a device may still be missing)."""
+        return True
+
+    def current_device(self) -> int:
+        return 0
+
+    def set_device(self, index: int) -> None:
+        pass
+
+    def current_stream(self, index: int):
+        """The stream numlazy's work on device `index` is ordered on (None: no streams)."""
+        return None
+
+    def set_stream(self, stream, index: int) -> None:
+        raise NotImplementedError(f"the {self.name} backend has no streams")
+
+    def memory_info(self, index: int) -> tuple:
+        """(free, total) bytes of device `index`."""
+        raise NotImplementedError(f"the {self.name} backend reports no device memory")
+
+    def memory_stats(self, index: int) -> dict:
+        """Flat allocator statistics with dotted keys (`allocated_bytes.all.current`...)."""
+        return {}
+
+    def empty_cache(self) -> None:
+        """Give cached, unused device memory back."""
+
+    def reset_peak_memory_stats(self, index: int) -> None:
+        pass
+
+    def reset_accumulated_memory_stats(self, index: int) -> None:
+        pass
+
 
 _lock = threading.RLock()
 _factories: dict[str, Callable[[], Backend]] = {}

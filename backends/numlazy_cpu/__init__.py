@@ -14,6 +14,7 @@ import numba
 import numpy as np
 
 from numlazy import cache, config, metrics, ops
+from numlazy.backends import fastmath
 from numlazy.codegen import CONSTANTS, DTYPE_NAMES, KernelParts, RowParts
 from numlazy.fusion import RowKernel
 from numlazy.registry import Backend
@@ -40,7 +41,7 @@ class CpuBackend(Backend):
 
     def kernel_source(self, kernel, graph):
         parts = (RowParts if isinstance(kernel, RowKernel) else KernelParts)(graph, kernel)
-        return render(parts, PRELUDE)
+        return render(parts, PRELUDE, fastmath("cpu", graph, kernel))
 
     def compile_kernel(self, kernel, graph):
         module = cache.load_module(self.kernel_source(kernel, graph))

@@ -177,14 +177,22 @@ def _unravel(var: str, dims) -> list:
     return lines + [f"i{dims[0]} = rest"]
 
 
-def render(parts: KernelParts, simulator: bool) -> str:
-    """The module source for one `LoopKernel` (see the module doc for its functions)."""
+def render(parts: KernelParts, simulator: bool, fastmath=None) -> str:
+    """The module source for one `LoopKernel` (see the module doc for its functions).
+    `fastmath`: a set of fast-math flags for its kernels (the "fast" precision of
+    numlazy.backends: approximate float32 transcendentals, flush-to-zero, reassociation),
+    or None for IEEE."""
     out = [prelude(simulator), ""]
     if parts.kernel.reduce is None:
         out += _elementwise(parts, simulator)
     else:
         out += _reduction(parts, simulator)
-    return "\n".join(out) + "\n"
+    text = "\n".join(out) + "\n"
+    if fastmath:
+        flags = "{" + ", ".join(map(repr, sorted(fastmath))) + "}"
+        text = text.replace(_decorator(simulator) + "\n",
+                            f"@cuda.jit({'' if simulator else 'cache=True, '}fastmath={flags})\n")
+    return text
 
 
 def variants(parts: KernelParts) -> tuple:
@@ -323,9 +331,13 @@ def _full_reduction(parts: KernelParts, r: _Reduction, simulator: bool) -> list:
 
 # -- matmul (the fallback when CuPy is missing) ----------------------------------------------
 
-def matmul_source(dtype, simulator: bool) -> str:
-    """A tiled shared-memory `matmul(a, b, out)` over 2-D arrays of `dtype` (any strides)."""
+def matmul_source(dtype, simulator: bool, tf32: bool = False) -> str:
+    """A tiled shared-memory `matmul(a, b, out)` over 2-D arrays of `dtype` (any strides).
+    `tf32` (float32 only): operands are rounded to TF32 (10 mantissa bits, to nearest) as
+    they enter shared memory, as TF32 tensor cores do; products accumulate in float32."""
     tile = 8 if simulator else 16
+    if tf32 and dtype == np.float32:
+        return _tf32_matmul(matmul_source(dtype, simulator), simulator)
     acc = dtype if dtype.kind == "f" else np.dtype(np.uint64 if dtype.kind == "u" else np.int64)
     acc_name, name = acc.type.__name__, dtype.type.__name__
     body = [
@@ -353,3 +365,23 @@ def matmul_source(dtype, simulator: bool) -> str:
     ]
     return "\n".join([prelude(simulator), f"TILE = {tile}", ""]
                      + _def("matmul", ["a", "b", "out"], body, simulator)) + "\n"
+
+
+def _tf32_matmul(source: str, simulator: bool) -> str:
+    """The float32 tiled matmul with TF32 operands. Rounding by Veltkamp splitting: with
+    c = x * (2**13 + 1), c - (c - x) is x rounded to 24 - 13 = 11 significant bits, TF32's
+    precision; it needs strict IEEE arithmetic, which these kernels have."""
+    helper = "\n".join([
+        "",
+        "@cuda.jit(device=True)" if simulator else "@cuda.jit(device=True, inline=\"always\")",
+        "def tf32(x):",
+        "    c = float32(x * float32(8193.0))",
+        "    if c - c != 0:                   # x * 8193 overflowed (or x is inf/nan)",
+        "        return x",
+        "    return float32(c - float32(c - x))",
+        "",
+    ])
+    head, sep, rest = source.partition("TILE = ")
+    rest = rest.replace("float32(a[row, t0 + tx])", "tf32(a[row, t0 + tx])")
+    rest = rest.replace("float32(b[t0 + ty, col])", "tf32(b[t0 + ty, col])")
+    return head + helper + "\n" + sep + rest
