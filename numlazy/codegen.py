@@ -71,8 +71,9 @@ class KernelParts:
         if node.op == "param":
             return self.rt_names[p][0]
         if p in self._reads and not (p in self.kernel.stores and idx == self.index):
-            array = "o" if p in self.siblings else "a"
-            return f"{array}{p}[{_subscript(idx)}]"
+            if p in self.siblings:     # an earlier phase's output: named, read once per row
+                return self._assign(f"o{p}[{_subscript(idx)}]")
+            return f"a{p}[{_subscript(idx)}]"
         op = ops.TABLE[node.op]
         srcs = [self.graph.pos[id(s)] for s in node.srcs]
         if op.kind == ops.VIEW:

@@ -14,6 +14,10 @@ The statements inside the loops are `KernelParts.lines`, the same text the CPU b
 - `partial(n, pacc, pidx, ...)` + `final(pacc, pidx, count, out)`: full reductions; blocks
   reduce grid-strided slices to one partial each, one block merges the partials (no atomics:
   results are deterministic and argmin/argmax keep NumPy's first index).
+- Row kernels (`fusion.RowKernel`, a row softmax) define `block` and `thread` too: one block
+  (or one thread) per row, the phases in order inside it. In `block`, a reduction phase ends
+  with the tree, thread 0 storing the row's result, and a barrier; every phase ends with a
+  barrier, so a phase sees what earlier phases wrote for its row.
 
 Reductions use the `ops.REDUCTIONS` init/update/merge templates. Partials are merged out of
 index order, so argmin/argmax add a tie-break on the index to the merge.
@@ -24,12 +28,14 @@ scalar functions, whose special-value semantics Python's `math` lacks.
 """
 from __future__ import annotations
 
+import re
+
 import numba
 import numpy as np
 
 import numlazy
 from numlazy import ops
-from numlazy.codegen import CONSTANTS, DTYPE_NAMES, KernelParts, cast
+from numlazy.codegen import CONSTANTS, DTYPE_NAMES, KernelParts, RowParts, cast
 
 # Block size of the shared-memory trees; launches use at most this many threads per block.
 MAX_THREADS = 256
@@ -183,7 +189,9 @@ def render(parts: KernelParts, simulator: bool, fastmath=None) -> str:
     numlazy.backends: approximate float32 transcendentals, flush-to-zero, reassociation),
     or None for IEEE."""
     out = [prelude(simulator), ""]
-    if parts.kernel.reduce is None:
+    if isinstance(parts, RowParts):
+        out += _row(parts, simulator)
+    elif parts.kernel.reduce is None:
         out += _elementwise(parts, simulator)
     else:
         out += _reduction(parts, simulator)
@@ -197,6 +205,8 @@ def render(parts: KernelParts, simulator: bool, fastmath=None) -> str:
 
 def variants(parts: KernelParts) -> tuple:
     """Names of the kernels `render` defines for `parts`."""
+    if isinstance(parts, RowParts):
+        return ("block", "thread")
     if parts.kernel.reduce is None:
         return ("flat", "rows") if parts.rank >= 2 else ("flat",)
     axes = parts.reduction()[4]
@@ -238,8 +248,10 @@ class _Reduction:
         # Sums and products fold the value in the accumulator's dtype (float32 -> float64).
         value = [] if red.with_index or acc_dtype.kind == "b" else [f"v = {cast(acc_dtype, 'v')}"]
         self.init = [f"acc = {cast(acc_dtype, red.init(acc_dtype))}", f"idx = {BIG_INDEX}"]
-        self.update = lines + value + ([f"k = {flat}"] if red.with_index else []) + \
+        # `step` folds `v` (the last line) in; `update` also computes what `v` needs.
+        self.step = lines[-1:] + value + ([f"k = {flat}"] if red.with_index else []) + \
             red.update.split("\n")
+        self.update = lines[:-1] + self.step
         merge = red.merge.split("\n")
         if red.with_index:
             # Partials come out of index order: on equal values (or both NaN) the smaller
@@ -248,7 +260,9 @@ class _Reduction:
                      "    idx = idx2", "else:"] + _indent(merge)
         self.merge = merge
         self.out = f"o{parts.kernel.reduce}"
-        self.result = "idx" if red.with_index else cast(out_dtype, "acc")
+        # No element beat the init (argmax of all-False or all -inf): NumPy's first index.
+        self.result = f"idx if idx != {BIG_INDEX} else 0" if red.with_index else \
+            cast(out_dtype, "acc")
 
     def shared(self) -> list:
         return [f"sacc = cuda.shared.array({MAX_THREADS}, {nb_type(self.acc_dtype)})",
@@ -327,6 +341,63 @@ def _full_reduction(parts: KernelParts, r: _Reduction, simulator: bool) -> list:
     ]
     out += _def("final", ["pacc", "pidx", "count", "out"], body, simulator)
     return out
+
+
+# -- row kernels -----------------------------------------------------------------------------
+# The phases of a RowKernel share one loop over the rows (the leading `outer` dims); a phase
+# reads what earlier phases wrote only at its own row. Values of one phase are named apart by
+# the emitter (`p<j>_v..`); the accumulator names are renamed here (their types differ).
+
+_ACCUMULATOR_NAMES = re.compile(r"\b(acc2?|idx2?|sacc|sidx|v|k)\b")
+
+
+def _phase(lines, j: int) -> list:
+    return [_ACCUMULATOR_NAMES.sub(rf"\1_{j}", line) for line in lines]
+
+
+def _row_lines(parts: KernelParts, outer: int):
+    """A phase's value lines split into those that vary only with the row (computed once per
+    row, before the element loop) and the rest. Call after `parts.reduction()`."""
+    row = set(range(outer))
+    pairs = list(zip(parts.lines, parts.line_dims))
+    return [l for l, d in pairs if d <= row], [l for l, d in pairs if not d <= row]
+
+
+def _row(row: RowParts, simulator: bool) -> list:
+    """`block`: a block per row (grid-stride over the rows), threads stride over the row's
+    elements in every phase. `thread`: a thread per row. The barriers of `block` sit outside
+    every per-thread loop and branch, so each thread of a block reaches all of them."""
+    outer, rank = row.outer, row.rank
+    elements = _unravel("h", range(outer, rank))
+    head, block, thread = ["t = cuda.threadIdx.x"], [], []
+    for j, parts in enumerate(row.phases):
+        if parts.kernel.reduce is not None:
+            r = _Reduction(parts)
+            per_row, per_element = _row_lines(parts, outer)
+            head += [line for line in _phase(r.shared(), j) if line not in head]
+            init, step = _phase(r.init, j), _phase(r.step, j)
+            store = _phase([f"{r.out}[{', '.join(f'i{d}' for d in r.kept)}] = {r.result}"], j)
+            block += per_row + init + ["for h in range(t, inner, cuda.blockDim.x):"] + \
+                _indent(elements + per_element + step) + _phase(r.tree(), j) + \
+                ["if t == 0:"] + _indent(store)
+            thread += per_row + init + ["for h in range(inner):"] + \
+                _indent(elements + per_element + step) + store
+        elif parts.rank == outer:          # over the rows only: one value per row
+            block += ["if t == 0:"] + _indent(parts.lines)
+            thread += parts.lines
+        else:
+            per_row, per_element = _row_lines(parts, outer)
+            block += per_row + ["for h in range(t, inner, cuda.blockDim.x):"] + \
+                _indent(elements + per_element)
+            thread += per_row + ["for h in range(inner):"] + _indent(elements + per_element)
+        block.append("cuda.syncthreads()")
+    sizes = [f"outer = {_product(range(outer))}", f"inner = {_product(range(outer, rank))}"]
+    body = head + sizes + ["for g in range(cuda.blockIdx.x, outer, cuda.gridDim.x):"] + \
+        _indent(_unravel("g", range(outer)) + block)
+    out = _def("block", row.args, body, simulator)
+    body = sizes + ["for g in range(cuda.grid(1), outer, cuda.gridsize(1)):"] + \
+        _indent(_unravel("g", range(outer)) + thread)
+    return out + _def("thread", row.args, body, simulator)
 
 
 # -- matmul (the fallback when CuPy is missing) ----------------------------------------------
