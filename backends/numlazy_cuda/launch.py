@@ -54,7 +54,7 @@ class Kernel:
             config = self._configs.get((grid, block))
             if config is None:
                 config = self._configs[grid, block] = _config(grid, block)
-            _driver_launch(stream, config, fn, *kernel_args)
+            _driver_launch(_core_stream(stream), config, fn, *kernel_args)
             return
         self.dispatcher[grid, block, stream](*args)
         if not self.backend.simulator:
@@ -133,6 +133,20 @@ def _c_strides(shape, itemsize) -> tuple:
 def _config(grid, block):
     from cuda.core import LaunchConfig
     return LaunchConfig(grid=grid, block=block)
+
+
+_DEFAULT_STREAM = []
+
+
+def _core_stream(stream):
+    """cuda.core's stream object for a Numba stream or 0 (the default stream), as Numba's
+    own launch converts it; the default stream's is made once."""
+    from numba.cuda.cudadrv import driver
+    if isinstance(stream, int) and stream == 0:
+        if not _DEFAULT_STREAM:
+            _DEFAULT_STREAM.append(driver._to_core_stream(0))
+        return _DEFAULT_STREAM[0]
+    return driver._to_core_stream(stream)
 
 
 def _driver_launch(stream, config, fn, *args) -> None:
