@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# On the GPU host (PERF.md "On the GPU host"): the CUDA backend's tests on the real GPU, then
-# bench/gpu_check.py's timings against CuPy.  From the repository root, with the cp312 wheels
+# On the GPU host (PERF.md "On the GPU host"), from the repository root, with the cp312 wheels
 # numpy==2.4.6 and numba-cuda==0.30.4 in .whl/:
-#   bash bench/gpu_check.sh [pytest -k expression] [log2 elements]
-# Writes logs to $OUT (or ./gpu_check_out) when set.
+#
+#   bash bench/gpu_check.sh [PHASE ...]        (default: tests gpu cpu engine)
+#
+#   tests   the backend test suite on the real GPU (pytest tests/backend -k cuda)
+#   gpu     bench/gpu_check.py: chain, dotsum, softmax (2^27 float32), tiny, against the GPU
+#           anchors installed there (CuPy, cupy.fuse, JAX, torch.compile, numba.cuda)
+#   cpu     bench/compare.py on the host's CPU cores (float64 and float32, 2^25)
+#   engine  bench/engine.py: tiny, logreg, cold, matmul 4096^2 on the CPU
+#
+# Logs go to $OUT (or ./gpu_check_out). Each phase has its own time limit (PHASE_TIMEOUT_*).
 set -uo pipefail
 OUTDIR=${OUT:-$PWD/gpu_check_out}
 mkdir -p "$OUTDIR"
@@ -18,13 +25,34 @@ printf '[numlazy.backends]\ncpu = numlazy_cpu:CpuBackend\ncuda = numlazy_cuda:Cu
 export PYTHONPATH=$SITE:$PWD:$PWD/backends
 export NUMLAZY_CACHE_DIR=/tmp/numlazy-cache NUMBA_CACHE_DIR=/tmp/numba-cache PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -c "import numpy, numba, numba.cuda as c, cupy; d = c.get_current_device();
-print('numpy', numpy.__version__, 'numba', numba.__version__, 'numba-cuda', c.__version__ if hasattr(c, '__version__') else '?', 'cupy', cupy.__version__, d.name, d.compute_capability, 'SMs', d.MULTIPROCESSOR_COUNT)"
-export NUMLAZY_DEVICE=cuda
-python3 -c "import numlazy as nl; print(nl.list_backends())"
-K=${1:-cuda}
-timeout ${BENCH_TIMEOUT:-200} python3 bench/gpu_check.py "${2:-27}" 2>&1 | tee "$OUTDIR/bench.log"
-XDIST=""
-python3 -c "import xdist" 2>/dev/null && XDIST="-n 8"
-timeout ${TEST_TIMEOUT:-360} python3 -m pytest -q -p no:cacheprovider $XDIST tests/backend -k "$K" \
-    -W ignore::RuntimeWarning 2>&1 | tee "$OUTDIR/tests.log" | grep -E "^(FAILED|ERROR)|passed|failed" | head -60
+python3 -c "import os, numpy, numba, numba.cuda as c; d = c.get_current_device();
+print('numpy', numpy.__version__, 'numba', numba.__version__, d.name, d.compute_capability,
+      'SMs', d.MULTIPROCESSOR_COUNT, 'cpus', os.cpu_count())"
+
+PHASES=${*:-tests gpu cpu engine}
+for phase in $PHASES; do
+    echo "==> $phase ($(date +%T))"
+    case $phase in
+    tests)
+        XDIST=""
+        python3 -c "import xdist" 2>/dev/null && XDIST="-n 8"
+        NUMLAZY_DEVICE=cuda timeout "${PHASE_TIMEOUT_TESTS:-300}" python3 -m pytest -q \
+            -p no:cacheprovider $XDIST tests/backend -k cuda -W ignore::RuntimeWarning 2>&1 \
+            | tee "$OUTDIR/tests.log" | grep -E "^(FAILED|ERROR)|passed|failed" | head -40 ;;
+    gpu)
+        timeout "${PHASE_TIMEOUT_GPU:-240}" python3 bench/gpu_check.py "${GPU_LOG2:-27}" 2>&1 \
+            | tee "$OUTDIR/gpu.log" | grep -v "^|" ;;
+    cpu)
+        for dtype in float64 float32; do
+            timeout "${PHASE_TIMEOUT_CPU:-150}" python3 bench/compare.py --n 2**25 --repeat 9 \
+                --dtype $dtype 2>&1 | tee "$OUTDIR/cpu-$dtype.log"
+        done ;;
+    engine)
+        timeout "${PHASE_TIMEOUT_ENGINE:-150}" python3 bench/engine.py --repeat 5 \
+            --matmul-n 4096 2>&1 | tee "$OUTDIR/engine.log" ;;
+    *) echo "unknown phase $phase (tests, gpu, cpu, engine)"; exit 2 ;;
+    esac
+done
+# The tables last, where the reply's tail shows them.
+grep -h "^|" "$OUTDIR/gpu.log" 2>/dev/null
+exit 0
