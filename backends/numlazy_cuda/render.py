@@ -441,12 +441,14 @@ def matmul_source(dtype, simulator: bool, tf32: bool = False) -> str:
 def _tf32_matmul(source: str, simulator: bool) -> str:
     """The float32 tiled matmul with TF32 operands. Rounding by Veltkamp splitting: with
     c = x * (2**13 + 1), c - (c - x) is x rounded to 24 - 13 = 11 significant bits, TF32's
-    precision; it needs strict IEEE arithmetic, which these kernels have."""
+    precision. It needs strict IEEE arithmetic: the product is `mul.rn`, which ptxas may not
+    contract with the subtraction into an FMA (that would skip the rounding of c)."""
+    product = "x * float32(8193.0)" if simulator else "libdevice.fmul_rn(x, float32(8193.0))"
     helper = "\n".join([
         "",
         "@cuda.jit(device=True)" if simulator else "@cuda.jit(device=True, inline=\"always\")",
         "def tf32(x):",
-        "    c = float32(x * float32(8193.0))",
+        f"    c = float32({product})",
         "    if c - c != 0:                   # x * 8193 overflowed (or x is inf/nan)",
         "        return x",
         "    return float32(c - float32(c - x))",
