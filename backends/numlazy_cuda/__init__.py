@@ -111,15 +111,19 @@ class CudaBackend(DeviceMemory, Backend):
     def to_device(self, array, index):
         self._select(index)
         buffer = self.allocator(index).allocate(array.shape, array.dtype)
-        if buffer.size:
+        if buffer.size:        # ordered on the current stream, after what it already holds
             buffer.copy_to_device(array if array.flags.c_contiguous else
-                                  np.array(array, order="C"))
+                                  np.array(array, order="C"), stream=self.current_stream(index))
         return buffer
 
     def to_host(self, buffer):
+        """A read: waits for the work queued on the current stream, then copies."""
         if isinstance(buffer, np.ndarray):
             return buffer
-        return buffer.copy_to_host()
+        stream = self.current_stream(self.current)
+        host = buffer.copy_to_host(stream=stream)
+        stream.synchronize()
+        return host
 
     def allocate(self, shape, dtype, index):
         self._select(index)
@@ -188,7 +192,7 @@ class CudaBackend(DeviceMemory, Backend):
         if m == 0 or n == 0:
             return
         grid = ((n + tile - 1) // tile, (m + tile - 1) // tile)
-        module.matmul[grid, (tile, tile)](a, b, out)
+        module.matmul[grid, (tile, tile), self.current_stream(self.current)](a, b, out)
 
 
 def _contiguous_or_2d(x) -> bool:

@@ -42,8 +42,11 @@ class Kernel:
         self._plan = None            # per argument: (kind, check, C type or sub-plan)
         self._configs: dict = {}
 
-    def __call__(self, grid, block, args, stream=0) -> None:
-        fn = self._fns.get(self.backend.current)
+    def __call__(self, grid, block, args) -> None:
+        """Launch on the current stream of the backend's current device."""
+        backend = self.backend
+        stream = backend.current_stream(backend.current)
+        fn = self._fns.get(backend.current)
         if fn is not None:
             try:
                 kernel_args = _marshal(self._plan, args)
@@ -135,18 +138,20 @@ def _config(grid, block):
     return LaunchConfig(grid=grid, block=block)
 
 
-_DEFAULT_STREAM = []
+_CORE_STREAMS: dict = {}      # id(numba stream) -> (the stream, cuda.core's object for it)
 
 
 def _core_stream(stream):
-    """cuda.core's stream object for a Numba stream or 0 (the default stream), as Numba's
-    own launch converts it; the default stream's is made once."""
-    from numba.cuda.cudadrv import driver
-    if isinstance(stream, int) and stream == 0:
-        if not _DEFAULT_STREAM:
-            _DEFAULT_STREAM.append(driver._to_core_stream(0))
-        return _DEFAULT_STREAM[0]
-    return driver._to_core_stream(stream)
+    """cuda.core's stream object for a Numba stream (or 0, the default stream), as Numba's
+    own launch converts it; made once per stream (the entry keeps the stream alive, so its
+    id is not reused; a few streams per program, cleared past 64)."""
+    entry = _CORE_STREAMS.get(id(stream))
+    if entry is None or entry[0] is not stream:
+        from numba.cuda.cudadrv import driver
+        if len(_CORE_STREAMS) >= 64:
+            _CORE_STREAMS.clear()
+        entry = _CORE_STREAMS[id(stream)] = (stream, driver._to_core_stream(stream))
+    return entry[1]
 
 
 def _driver_launch(stream, config, fn, *args) -> None:
