@@ -15,8 +15,8 @@ import numpy as np
 from numba import cuda, types
 
 from numlazy import cache, fusion, ops
-from numlazy.codegen import KernelParts
-from numlazy.fusion import HostKernel
+from numlazy.codegen import KernelParts, RowParts
+from numlazy.fusion import HostKernel, RowKernel
 from numlazy.ir import Graph
 
 from . import render
@@ -39,12 +39,13 @@ def _argtypes(graph: Graph, kernel) -> list:
 def compile_graph(graph: Graph, cc=(9, 0)) -> list:
     """Every CUDA kernel variant of `graph`'s fused kernels, compiled to PTX for `cc`:
     a list of (kernel index, variant name, PTX size)."""
-    schedule = fusion.partition(graph, lambda op: True, False)
+    from . import CudaBackend
+    schedule = fusion.partition(graph, lambda op: True, CudaBackend.fuses_rows)
     done = []
     for j, kernel in enumerate(schedule.kernels):
         if isinstance(kernel, HostKernel):
             continue
-        parts = KernelParts(graph, kernel)
+        parts = (RowParts if isinstance(kernel, RowKernel) else KernelParts)(graph, kernel)
         module = cache.load_module(render.render(parts, simulator=False))
         args = _argtypes(graph, kernel)
         for name in render.variants(parts):

@@ -83,6 +83,23 @@ SCRIPT = textwrap.dedent('''
     check("softmax", e / nl.sum(e, axis=1, keepdims=True))
     check("mean-var", nl.mean(s, axis=0), nl.var(s), nl.std(s, axis=1))
 
+    # Row kernels (fusion.RowKernel): phases of every reduction kind, rank 3 with one and two
+    # outer dims, a stored intermediate, a phase over the rows only, float64 softmax.
+    for dtype, axes in (("float32", (1, 2)), ("float32", (2,)), ("float64", (2,)),
+                        ("int32", (1, 2)), ("bool", (2,))):
+        m = on(np.ones((2, 3, 4)), dtype)
+        lo, hi = nl.min(m, axis=axes, keepdims=True), nl.max(m, axis=axes)
+        centered = (m - lo) * 2 if dtype != "bool" else \
+            m ^ nl.any(m, axis=axes, keepdims=True)
+        check(f"row-{dtype}-{len(axes)}", centered, hi, nl.sum(centered, axis=axes),
+              nl.argmax(nl.flip(m, axis=-1), axis=-1),
+              nl.any(m, axis=axes), nl.all(m, axis=axes))
+    d = on(np.ones((4, 8)), "float64")
+    e = nl.exp(d - nl.max(d, axis=1, keepdims=True))
+    check("softmax-float64", e, e / nl.sum(e, axis=1, keepdims=True))
+    check("row-scalars", nl.max(s, axis=1) - nl.min(s, axis=1),
+          nl.argmin(s, axis=1) + nl.prod(s, axis=1))
+
     for dtype in ("float32", "float64", "int32", "uint64", "bool"):
         results[f"matmul-{dtype}"] = [[0, "matmul", compile_matmul(dtype)]]
     json.dump(results, sys.stdout)
@@ -101,4 +118,7 @@ def test_every_generated_kernel_compiles_to_ptx(tmp_path):
     assert all(size > 0 for _, _, size in variants)
     assert {name for _, name, _ in variants} == \
         {"flat", "rows", "block", "thread", "partial", "final", "matmul"}
-    assert len(results["softmax"]) >= 3 * 2
+    # Row kernels: one kernel, both variants.
+    for label in ("softmax", "softmax-float64", "row-scalars"):
+        assert sorted((j, name) for j, name, _ in results[label]) == \
+            [(0, "block"), (0, "thread")], label
