@@ -53,18 +53,56 @@ def info(args) -> None:
     print(f"numlazy {nl.__version__}, numba {numba.__version__}, numpy {np.__version__}, "
           f"python {sys.version.split()[0]}")
     print(f"cpu cores: {os.cpu_count()}, numba threads: {numba.get_num_threads()}")
+    for name in ("numba_cuda", "cupy"):
+        print(f"{name}: {_version(name)}")
     for name in nl.list_backends():
         try:
-            count = backend_for(nl.device(name)).device_count()
-            print(f"backend {name}: {count} device(s)")
+            backend = backend_for(nl.device(name))
+            count = backend.device_count()
+            print(f"backend {name}: available, {count} device(s)"
+                  + (" (accelerator)" if backend.is_accelerator else ""))
+            _devices(name, backend, count)
         except Exception as exc:  # report, don't fail: info is for diagnosing
             print(f"backend {name}: unavailable ({exc})")
+    accel, count = nl.accelerator.current_accelerator(), nl.accelerator.device_count()
+    print(f"accelerator: {accel or 'none installed'}"
+          + ((f", {count} device(s)" if count else ", installed but no device") if accel else ""))
+    print("fp32 precision (resolved): " + ", ".join(
+        f"{node}={value}" for node, value in nl.backends.describe().items()))
     for name, flag in config.FLAGS.items():
         print(f"flag {name} = {config.get(name)!r}  ({flag.env}; {flag.help})")
     kernels = cache.kernel_dir()
-    size = sum(os.path.getsize(os.path.join(root, f))
-               for root, _, files in os.walk(kernels) for f in files)
-    print(f"kernel cache: {kernels} ({size / 1e6:.1f} MB)")
+    files = [os.path.join(root, f) for root, _, names in os.walk(kernels) for f in names]
+    size = sum(os.path.getsize(f) for f in files)
+    print(f"kernel cache: {kernels} ({len(files)} files, {size / 1e6:.1f} MB)")
+
+
+def _version(module: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    dist = {"numba_cuda": "numba-cuda", "cupy": "cupy"}[module]
+    for candidate in (dist, dist + "-cuda13x", dist + "-cuda12x"):
+        try:
+            return version(candidate)
+        except PackageNotFoundError:
+            continue
+    return "not installed"
+
+
+def _devices(name: str, backend, count: int) -> None:
+    """One line per device of an accelerator: its memory and the allocator's numbers."""
+    if not backend.is_accelerator:
+        return
+    for i in range(count):
+        try:
+            free, total = backend.memory_info(i)
+            stats = backend.memory_stats(i)
+            print(f"  {name}:{i}: {free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB; "
+                  f"numlazy allocated {stats.get('allocated_bytes.all.current', 0)} bytes, "
+                  f"reserved {stats.get('reserved_bytes.all.current', 0)} bytes"
+                  + (" (CUDA simulator: host memory)" if getattr(backend, "simulator", False)
+                     else ""))
+        except Exception as exc:
+            print(f"  {name}:{i}: {exc}")
 
 
 def bench(args) -> None:

@@ -229,3 +229,16 @@ def test_unknown_nodes_raise():
         B.resolve("numpy", "reduction")
     with pytest.raises(ValueError, match="op kinds: all, elementwise, reduction, matmul"):
         B.resolve("cpu", "conv")
+
+
+def test_info_reports_backends_accelerator_resolved_flags_and_cache():
+    env = {**os.environ, "NUMLAZY_CUDA_MATMUL_FP32_PRECISION": "tf32"}
+    out = subprocess.run([sys.executable, "-m", "numlazy", "info"], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "backend cpu: available, 1 device(s)" in text and "backend numpy:" in text
+    assert "accelerator: " in text and "numba_cuda: " in text
+    assert "cuda.matmul=tf32" in text and "cpu.reduction=ieee" in text
+    assert "flag cuda_matmul_fp32_precision = 'tf32'" in text
+    assert "kernel cache: " in text and " files, " in text
