@@ -86,10 +86,35 @@ def _ufunc_function(op: ops.Op):
         operands, device = _operands(op.name, args)
         kinds = tuple(a.dtype if isinstance(a, Array) else type(a) for a in operands)
         loop, out_dtype = dt.resolve_ufunc(op.ufunc, kinds)
+        if op.name in _COMPARISONS:
+            known = _out_of_range_comparison(op.name, operands, loop, device)
+            if known is not None:
+                return known
         return _elementwise_node(op.name, operands, loop, out_dtype, device)
     fn.__name__ = fn.__qualname__ = op.name
     fn.__doc__ = op.doc
     return fn
+
+
+_COMPARISONS = {"equal": operator.eq, "not_equal": operator.ne, "less": operator.lt,
+                "less_equal": operator.le, "greater": operator.gt, "greater_equal": operator.ge}
+
+
+def _out_of_range_comparison(name, operands, loop, device):
+    """NumPy 2 compares an integer array with a Python int outside its dtype's range by value
+    (`uint8_array < 300` is all True): the result is the same for every element, found by
+    comparing any in-range value with the scalar. None when every scalar fits."""
+    for a, want in zip(operands, loop):
+        if type(a) is int and dt.is_integer(want):
+            info = np.iinfo(want)
+            if not info.min <= a <= info.max:
+                break
+    else:
+        return None
+    sample = [0 if isinstance(a, Array) else a for a in operands]
+    value = _COMPARISONS[name](*sample)
+    shape = _broadcast_shape(name, [a.shape for a in operands if isinstance(a, Array)])
+    return full(shape, value, dtype=dt.bool_, device=device)
 
 
 ELEMENTWISE_FUNCTIONS = {name: _ufunc_function(op) for name, op in ops.TABLE.items()
@@ -100,7 +125,8 @@ globals().update(ELEMENTWISE_FUNCTIONS)
 def round(x, /):  # noqa: A001 - array API name
     """Round to the nearest integer, halves to even (`np.round`)."""
     (x,), device = _operands("round", (x,))
-    return _elementwise_node("round", [x], (x.dtype,), x.dtype, device)
+    out_dtype = dt.float32 if x.dtype == dt.bool_ else x.dtype     # NumPy: float16 for bool
+    return _elementwise_node("round", [x], (x.dtype,), out_dtype, device)
 
 
 def where(condition, x1, x2, /):
@@ -161,6 +187,8 @@ def _reduce(name: str, x, axis=None, keepdims=False, dtype=None) -> Array:
         x = astype(x, dtype, copy=False)
     out_dtype = ops.reduce_dtype(name, x.dtype)
     if not axes:
+        if name in ("argmax", "argmin"):       # a 0-d array's only element is at index 0
+            return full(x.shape, 0, dtype=out_dtype, device=x.device)
         return astype(x, out_dtype, copy=False)
     if name in ops.IDENTITY_FREE and builtins.any(x.shape[a] == 0 for a in axes):
         raise ValueError(f"{name}: zero-size reduction over axis {axis} of shape {x.shape}; "
@@ -196,6 +224,8 @@ def _arg_reduction(name):
     def fn(x, /, *, axis=None, keepdims=False):
         if axis is not None and not isinstance(axis, (int, np.integer)):
             raise TypeError(f"{name}: axis must be an int or None, got {_describe(axis)}")
+        if axis in (0, -1) and getattr(x, "ndim", None) == 0:
+            axis = None                        # NumPy accepts axis 0 of a 0-d array here
         if axis is None and keepdims:
             out = _reduce(name, x, None, False)
             return reshape(out, (1,) * x.ndim)

@@ -66,6 +66,9 @@ def _widen_half(dt: np.dtype) -> np.dtype:
 def resolve_ufunc(ufunc: np.ufunc, operands: tuple) -> tuple[tuple[np.dtype, ...], np.dtype]:
     """(loop input dtypes, output dtype) of `ufunc` for operands that are dtypes or the Python
     scalar types bool/int/float (weak). TypeError if NumPy has no loop for them."""
+    # A Python bool is NumPy's bool (the lowest kind, so weak or strong it promotes the same);
+    # resolve_dtypes takes only int, float and complex as Python types.
+    operands = tuple(bool_ if o is bool else o for o in operands)
     try:
         resolved = ufunc.resolve_dtypes(operands + (None,))
     except TypeError:

@@ -63,6 +63,34 @@ def _float_or_const(float_template: str, const: str):
     return lambda loop: float_template if loop[0].kind == "f" else const
 
 
+def _by_kind(**templates):
+    """A template chosen by the kind of the first loop dtype: `f` float, `u` unsigned, `i`
+    signed, `b` bool; `other` for the kinds not named."""
+    return lambda loop: templates.get(loop[0].kind, templates.get("other"))
+
+
+def _sign(loop) -> str:
+    if loop[0].kind == "u":
+        return "(1 if {0} != 0 else 0)"          # never negative (NumPy's sign of uint)
+    if loop[0].kind == "f":
+        return "(sign({0}) + 0.0)"               # -0.0 + 0.0 is +0.0: sign(-0.0) is 0.0
+    return "sign({0})"
+
+
+def _shift(direction: str):
+    """NumPy shifts by a count outside [0, bits) give 0 (or -1 for a negative number shifted
+    right), where C (and Numba) leave them undefined or take the count modulo the width."""
+    def template(loop) -> str:
+        bits, zero = loop[0].itemsize * 8, f"{loop[0].type.__name__}(0)"
+        if loop[0].kind == "b":
+            return f"({{0}} {direction} {{1}})"
+        if loop[0].kind == "u":
+            return f"({{0}} {direction} {{1}} if {{1}} < {bits} else {zero})"
+        far = zero if direction == "<<" else f"({{0}} >> {bits - 1})"
+        return f"({{0}} {direction} {{1}} if 0 <= {{1}} < {bits} else {far})"
+    return template
+
+
 UNARY = [
     ("abs", np.absolute, "absolute({0})"),
     ("negative", np.negative, "(-{0})"),
@@ -87,7 +115,7 @@ UNARY = [
     ("asinh", np.arcsinh, "arcsinh({0})"),
     ("acosh", np.arccosh, "arccosh({0})"),
     ("atanh", np.arctanh, "arctanh({0})"),
-    ("sign", np.sign, "sign({0})"),
+    ("sign", np.sign, _sign),
     ("floor", np.floor, _int_identity("floor({0})")),
     ("ceil", np.ceil, _int_identity("ceil({0})")),
     ("trunc", np.trunc, _int_identity("trunc({0})")),
@@ -103,9 +131,10 @@ BINARY = [
     ("subtract", np.subtract, "({0} - {1})"),
     ("multiply", np.multiply, "({0} * {1})"),
     ("divide", np.true_divide, "({0} / {1})"),
-    ("floor_divide", np.floor_divide, "({0} // {1})"),
-    ("remainder", np.remainder, "({0} % {1})"),
-    ("pow", np.power, "power({0}, {1})"),
+    ("floor_divide", np.floor_divide, _by_kind(f="floor_divide({0}, {1})",
+                                               other="({0} // {1})")),
+    ("remainder", np.remainder, _by_kind(f="remainder({0}, {1})", other="({0} % {1})")),
+    ("pow", np.power, _by_kind(f="power({0}, {1})", other="({0} ** {1})")),
     ("maximum", np.maximum, "maximum({0}, {1})"),
     ("minimum", np.minimum, "minimum({0}, {1})"),
     ("atan2", np.arctan2, "arctan2({0}, {1})"),
@@ -120,12 +149,13 @@ BINARY = [
     ("greater_equal", np.greater_equal, "({0} >= {1})"),
     ("logical_and", np.logical_and, "({0} and {1})"),
     ("logical_or", np.logical_or, "({0} or {1})"),
-    ("logical_xor", np.logical_xor, "({0} != {1})"),
+    ("logical_xor", np.logical_xor, _bool_or("({0} != {1})",
+                                             "(({0} != 0) != ({1} != 0))")),
     ("bitwise_and", np.bitwise_and, "({0} & {1})"),
     ("bitwise_or", np.bitwise_or, "({0} | {1})"),
     ("bitwise_xor", np.bitwise_xor, "({0} ^ {1})"),
-    ("bitwise_left_shift", np.left_shift, "({0} << {1})"),
-    ("bitwise_right_shift", np.right_shift, "({0} >> {1})"),
+    ("bitwise_left_shift", np.left_shift, _shift("<<")),
+    ("bitwise_right_shift", np.right_shift, _shift(">>")),
 ]
 
 for _name, _ufunc, _expr in UNARY + BINARY:
@@ -144,7 +174,8 @@ VOCABULARY = sorted({"absolute", "sqrt", "exp", "expm1", "log", "log1p", "log2",
                      "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
                      "arcsinh", "arccosh", "arctanh", "sign", "floor", "ceil", "trunc", "rint",
                      "isnan", "isinf", "isfinite", "power", "maximum", "minimum", "arctan2",
-                     "hypot", "logaddexp", "copysign"})
+                     "hypot", "logaddexp", "copysign", "floor_divide",
+                     "remainder"})
 
 
 # --- reductions ----------------------------------------------------------------------------

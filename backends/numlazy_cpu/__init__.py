@@ -53,11 +53,27 @@ class CpuBackend(Backend):
         np.matmul(*inputs, out=out)
 
 
+# Vocabulary names bound to Numba's Python-operator lowering rather than NumPy's scalar
+# functions: on floats Numba's `//` and `%` follow NumPy's divmod rules (inf // 1 is NaN,
+# -0.0 % -1 is -0.0), its np.floor_divide and np.remainder do not.
+CPU_MATH = '''
+
+@njit(inline="always")
+def floor_divide(x, y):
+    return x // y
+
+
+@njit(inline="always")
+def remainder(x, y):
+    return x % y
+'''
+
 PRELUDE = "\n".join([
     "from numba import njit, prange",
     "from numpy import empty",
     f"from numpy import {', '.join(ops.VOCABULARY)}",
     f"from numpy import {', '.join(DTYPE_NAMES + list(CONSTANTS))}",
+    CPU_MATH,
 ])
 
 

@@ -102,17 +102,7 @@ def _public(name):
 
 # --- known numlazy bugs (strict xfails: a fix makes them fail until removed here) -----------
 
-KNOWN = {
-    ("sign", "uint8"): "sign of a large unsigned int gives MAX (computed as signed -1)",
-    ("sign", "uint64"): "sign of a large unsigned int gives MAX (computed as signed -1)",
-    ("pow", "int8"): "integer pow computed in floating point: overflow gives 0, not wraparound",
-    ("pow", "int32"): "integer pow computed in floating point: overflow differs from NumPy",
-    ("pow", "int64"): "integer pow computed in floating point: large results lose precision",
-    ("pow", "uint64"): "integer pow computed in floating point: large results lose precision",
-    **{("logical_xor", d): "logical_xor of non-bool operands compares values (x != y) instead "
-       "of truth values" for d in ("int8", "int32", "int64", "uint8", "uint64", "float32",
-                                   "float64")},
-}
+KNOWN: dict = {}     # (op name, dtype name) -> reason
 
 
 def _params(names, dtypes):
@@ -168,9 +158,9 @@ def _batch(key, device, make_cases):
             except TypeError as exc:
                 expected = exc
             result, exc = _record(fn, [on(device, a) for a in np_args])
-            cases[case] = (expected, result, exc)
+            cases[case] = (expected, result, exc, np_args)
         try:
-            nl.sync([r for _, r, _ in cases.values() if r is not None])
+            nl.sync([r for _, r, _, _ in cases.values() if r is not None])
         except Exception:
             pass
         _BATCHES.clear()                   # keep only the current batch alive
@@ -179,7 +169,7 @@ def _batch(key, device, make_cases):
 
 
 def _check_case(cases, case, name, err):
-    expected, result, exc = cases[case]
+    expected, result, exc, np_args = cases[case]
     if isinstance(expected, TypeError):
         assert isinstance(exc, TypeError), \
             f"{err}NumPy raises TypeError ({expected}), numlazy " + \
@@ -187,7 +177,34 @@ def _check_case(cases, case, name, err):
         return
     if exc is not None:
         raise exc
+    if name in CANCELLING:
+        assert_within_operand_ulps(result, expected, np_args, err=err)
+        return
     assert_like_numpy(result, expected, ulp=0 if name in EXACT else 4, err=err)
+
+
+# Ops whose result can cancel to far below its operands: `logaddexp(-0.75, -0.5)` is
+# -0.5 + log1p(exp(-0.25)) = 0.0759, so one ULP of log1p (libms differ by that: NumPy's glibc
+# and a GPU's libdevice in ~20% of inputs) is 8 ULPs of the result. NumPy's own result is no
+# closer to the truth; results are compared within ULPs of the operands' magnitude instead.
+CANCELLING = {"logaddexp"}
+
+
+def assert_within_operand_ulps(result, expected, operands, ulps=4, err=""):
+    """`result` matches NumPy's `expected` (shape, dtype, NaN and inf positions) and each
+    finite value is within `ulps` ULPs of max(|operands|, log 2) of NumPy's value."""
+    assert_like_numpy(result, expected, atol=np.inf, err=err)
+    got = np.asarray(result)
+    mags = [np.abs(np.asarray(o, np.float64)) for o in operands]
+    scale = np.maximum.reduce([np.where(np.isfinite(m), m, 0.0) for m in mags] +
+                              [np.full(got.shape, math.log(2))])
+    tol = ulps * np.spacing(scale.astype(got.dtype))
+    finite = np.isfinite(got) & np.isfinite(expected)
+    diff = np.abs(got.astype(np.float64) - np.asarray(expected, np.float64))
+    bad = finite & ~(diff <= tol)
+    assert not bad.any(), f"{err}{int(bad.sum())} values differ by more than {ulps} ULPs of " \
+        f"the operands: " + ", ".join(f"{got[i]!r} vs {expected[i]!r}"
+                                      for i in zip(*np.nonzero(bad)))
 
 
 def _ufunc_cases(name, dtype_sets, make_values):
@@ -250,8 +267,6 @@ INT_EDGES = [
 @pytest.mark.parametrize("name,dtype,a,b", INT_EDGES,
                          ids=[f"{n}-{d}-{i}" for i, (n, d, *_) in enumerate(INT_EDGES)])
 def test_integer_edge_cases(request, device, name, dtype, a, b):
-    if name == "bitwise_left_shift" and dtype == "uint64":
-        known_bug(request, device, "uint64 << n for n >= 64 gives x << (n % 64), NumPy gives 0")
     a, b = np.array(a, dtype), np.array(b, dtype)
     _check_ufunc(device, name, [a, b], [on(device, a), on(device, b)], f"{name}({dtype}): ")
 
@@ -269,8 +284,6 @@ SIGNED_ZERO_CASES = [
 @pytest.mark.parametrize("name,vals", SIGNED_ZERO_CASES,
                          ids=[c[0] for c in SIGNED_ZERO_CASES])
 def test_signed_zeros_unary(request, device, name, vals, dtype):
-    if name == "sign":
-        known_bug(request, device, "sign(-0.0) gives -0.0, NumPy gives 0.0")
     x = np.array(vals, dtype)
     fn = np.round if name == "round" else ops.TABLE[name].ufunc
     assert_like_numpy(getattr(nl, name)(on(device, x)), np_call(fn, x), signed_zeros=True)
@@ -295,6 +308,46 @@ def test_float_division_specials(device):
                           signed_zeros=True, err=f"{name}: ")
 
 
+def _float_specials(dtype) -> np.ndarray:
+    info = np.finfo(dtype)
+    return np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 7.25, -7.25,
+                     3.0, float(info.max), -float(info.max), float(info.max) / 3,
+                     float(info.tiny), -float(info.smallest_subnormal), 2.0 ** 60, 1e-3],
+                    dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_float_divmod_infinite_huge_and_signed_zero_operands(device, dtype):
+    """NumPy's divmod rules where C's and Numba's CUDA `//`/`%` differ: inf // x is NaN,
+    x % inf keeps x (or gives inf against the divisor's sign), huge quotients overflow to inf,
+    zero results carry the divisor's (remainder) or the quotient's (floor_divide) sign.
+    Seen failing on a real GPU; the simulator runs NumPy's scalars and cannot show it."""
+    v = _float_specials(dtype)
+    a, b = (m.ravel() for m in np.meshgrid(v, v, indexing="ij"))
+    A, B = on(device, a), on(device, b)
+    for name in ("floor_divide", "remainder"):
+        expected = ufunc_reference(ops.TABLE[name].ufunc, a, b)
+        assert_like_numpy(_public(name)(A, B), expected, ulp=0, signed_zeros=True,
+                          err=f"{name}({dtype}): ")
+    assert_like_numpy(A // 2.5, np_call(np.floor_divide, a, 2.5), ulp=0, signed_zeros=True)
+    assert_like_numpy(-1.0 % B, np_call(np.remainder, -1.0, b), ulp=0, signed_zeros=True)
+
+
+def test_logaddexp_cancelling(device):
+    """x + log1p(exp(-(x - y))) cancels when the result is near 0 (x, y near -log 2): a one-ULP
+    difference in log1p or exp becomes many ULPs of the result (seen 8 ULPs off NumPy on a GPU,
+    whose libdevice log1p differs from glibc's). Within ULPs of the operands everywhere."""
+    x = np.array([-0.75, -0.5, -0.69, -0.7, -0.6931, -0.3, -1.0, -0.68, -0.7, -2.0, 0.0, -1e-9])
+    y = np.array([-0.5, -1.0, -0.7, -0.69, -0.6932, -1.2, -0.4, -0.71, -0.6, -0.1, -40.0, 1e-9])
+    for dtype in ("float64", "float32"):
+        a, b = x.astype(dtype), y.astype(dtype)
+        expected = ufunc_reference(np.logaddexp, a, b)
+        assert_within_operand_ulps(nl.logaddexp(on(device, a), on(device, b)), expected,
+                                   (a, b), err=f"logaddexp({dtype}): ")
+        assert_within_operand_ulps(nl.logaddexp(on(device, b), on(device, a)), expected,
+                                   (a, b), err=f"logaddexp({dtype}, swapped): ")
+
+
 # --- weak Python scalars ------------------------------------------------------------------
 
 # (expression, function, NumPy reference if not the same function). NumPy's `x ** 2` is a
@@ -306,9 +359,8 @@ SCALAR_CASES = [
     ("1 - x", lambda x: 1 - x), ("x / 2", lambda x: x / 2), ("x // 3", lambda x: x // 3),
     ("x % 3", lambda x: x % 3), ("x > 1", lambda x: x > 1), ("x == 1.5", lambda x: x == 1.5),
     ("x * -1", lambda x: x * -1), ("0.5 - x", lambda x: 0.5 - x),
-    pytest.param(("x + True", lambda x: x + True), marks=pytest.mark.xfail(
-        strict=True, raises=TypeError, reason="a weak Python bool operand raises TypeError "
-        "(resolve_dtypes is given the type bool, which NumPy does not accept)")),
+    ("x + True", lambda x: x + True), ("x * False", lambda x: x * False),
+    ("x == True", lambda x: x == True),  # noqa: E712
 ]
 
 
@@ -342,11 +394,15 @@ def test_weak_scalar_out_of_bounds(device, dtype, fn):
         fn(x)
 
 
-@pytest.mark.xfail(strict=True, reason="numlazy raises OverflowError for comparisons with an "
-                   "out-of-range Python int; NumPy 2 compares the values")
-def test_weak_scalar_out_of_bounds_comparison(device):
-    x = np.arange(3, dtype=np.uint8)
-    assert_like_numpy(on(device, x) < 300, x < 300)
+@pytest.mark.parametrize("dtype,fn", [
+    ("uint8", lambda x: x < 300), ("uint8", lambda x: x >= -1), ("uint8", lambda x: x == 256),
+    ("int8", lambda x: x != -129), ("int8", lambda x: 200 > x), ("uint64", lambda x: x <= -5),
+    ("int64", lambda x: nl.greater(x, 2**70)), ("int32", lambda x: nl.equal(-2**40, x)),
+])
+def test_weak_scalar_out_of_bounds_comparison(device, dtype, fn):
+    """NumPy 2 compares out-of-range Python ints by value instead of raising."""
+    x = np.arange(3, dtype=dtype).reshape(3, 1) * np.ones((1, 2), dtype)
+    assert_like_numpy(fn(on(device, x)), np_call(fn, x))
 
 
 def test_weak_float_scalar_overflows_float32(device):
@@ -448,14 +504,15 @@ def test_reductions_nan_inf(device, name):
         _check_reduction(device, name, x, axis, False)
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="argmin/argmax of a 0-d array "
-                                            "return the value cast to int64, not 0"))
-    if n in ARG else n for n in REDUCTIONS])
+@pytest.mark.parametrize("name", REDUCTIONS)
 def test_reductions_0d(device, name):
     x = np.array(2.5)
     assert_like_numpy(getattr(nl, name)(on(device, x)), np_call(getattr(np, name), x),
                       rtol=1e-12)
+    if name in ARG:
+        for kw in ({"axis": 0}, {"axis": -1}, {"keepdims": True}):
+            assert_like_numpy(getattr(nl, name)(on(device, x), **kw),
+                              np_call(getattr(np, name), x, **kw), err=f"{kw}: ")
 
 
 @pytest.mark.parametrize("name", ["sum", "prod", "any", "all", "mean"])
@@ -821,9 +878,7 @@ def test_clip_array_bounds(device):
 
 
 @pytest.mark.parametrize("dtype", [
-    "float32", "float64", "int8", "int64", "uint8",
-    pytest.param("bool", marks=pytest.mark.xfail(
-        strict=True, reason="round(bool) gives bool; NumPy gives float16 (float32 here)"))])
+    "float32", "float64", "int8", "int64", "uint8", "bool"])
 def test_round(device, dtype):
     x = values(dtype)
     if np.dtype(dtype).kind == "f":
