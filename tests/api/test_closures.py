@@ -242,3 +242,94 @@ def test_recording_and_stepping_from_several_threads():
     for t in threads:
         t.join(60)
     assert not errors, errors[0]
+
+
+def test_closures_added_by_a_closure_run_at_the_next_step():
+    order = []
+
+    def outer():
+        order.append("outer")
+        nl.add_step_closure(order.append, ("inner",))
+    nl.add_step_closure(outer)
+    nl.add_step_closure(order.append, ("second",))
+    nl.mark_step()
+    assert order == ["outer", "second"]
+    nl.mark_step()
+    assert order == ["outer", "second", "inner"]
+
+
+def test_a_failing_sync_closure_keeps_the_step_and_queued_async_closures():
+    ran = []
+    nl.add_step_closure(ran.append, (1,))
+    nl.add_step_closure(fail)
+    nl.add_step_closure(ran.append, (3,), run_async=True)
+    y = nl.asarray(np.ones(2)) * 5
+    with pytest.raises(ValueError, match="boom"):
+        nl.mark_step()
+    assert y._node.realized and ran == [1]        # the step's results exist
+    nl.mark_step()
+    nl.wait_device_ops()
+    assert ran == [1, 3]
+
+
+@pytest.mark.parametrize("args", [np.ones(2), "text", 3])
+def test_args_must_be_a_tuple_or_list(args):
+    with pytest.raises(TypeError, match=r"args must be a tuple or list .* args=\(x,\)"):
+        nl.add_step_closure(print, args=args)
+    with pytest.raises(TypeError, match=r"args must be a tuple or list .* got Array"):
+        nl.add_step_closure(print, args=nl.asarray(np.ones(2)))
+
+
+def test_run_async_must_be_a_bool():
+    with pytest.raises(TypeError, match="run_async must be True or False, got 'no'"):
+        nl.add_step_closure(print, run_async="no")
+
+
+def test_an_async_closure_waiting_for_its_own_worker_raises_instead_of_deadlocking():
+    nl.add_step_closure(nl.wait_device_ops, run_async=True)
+    nl.mark_step()
+    done, result = finishes(nl.wait_device_ops)
+    assert done, "wait_device_ops deadlocked"
+    error = result.get("error")
+    assert isinstance(error, AsyncClosureError)
+    assert "its own among them" in str(error.__cause__)
+
+
+def test_an_async_closure_may_add_closures_and_step_with_a_full_queue():
+    nl.config.set("max_async_queue", 1)
+    ran = []
+
+    def producer():
+        for i in range(3):                       # more than the queue holds
+            nl.add_step_closure(ran.append, (i,), run_async=True)
+            nl.mark_step()
+    nl.add_step_closure(producer, run_async=True)
+    nl.mark_step()
+    done, result = finishes(nl.wait_device_ops)
+    assert done and "error" not in result, result
+    nl.wait_device_ops()
+    assert sorted(ran) == [0, 1, 2]
+
+
+def test_get_device_context_rejects_unknown_devices():
+    with pytest.raises(ValueError, match="unknown device type 'tpu'; registered types"):
+        nl.get_device_context("tpu")
+    with pytest.raises(TypeError, match="device must be a string"):
+        nl.get_device_context(3)
+    assert all(str(c.device) != "tpu" for c in closures.all_contexts())   # none was made
+
+
+def test_what_exit_would_lose_is_reported_on_stderr():
+    code = ("import time, numlazy as nl\n"
+            "def bad(): raise ValueError('late failure')\n"
+            "nl.add_step_closure(bad, run_async=True)\n"
+            "nl.add_step_closure(time.sleep, (60,), run_async=True)\n"
+            "nl.mark_step()\n"
+            "nl.add_step_closure(print, ('never',))\n"
+            "time.sleep(0.5)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, env=dict(os.environ))
+    err = result.stderr
+    assert "1 step closure(s) on cpu never ran" in err
+    assert "1 asynchronous step closure(s) on cpu had not finished at exit" in err
+    assert "ValueError: late failure" in err and "never" not in result.stdout
