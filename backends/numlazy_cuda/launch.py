@@ -51,7 +51,7 @@ class Kernel:
             try:
                 kernel_args = _marshal(self._plan, args)
             except _Mismatch:
-                metrics.increment("cuda::dispatch_launch")
+                metrics.increment("cuda::dispatched_launch")
                 self.dispatcher[grid, block, stream](*args)
                 return
             config = self._configs.get((grid, block))
@@ -59,6 +59,7 @@ class Kernel:
                 config = self._configs[grid, block] = _config(grid, block)
             _driver_launch(_core_stream(stream), config, fn, *kernel_args)
             return
+        metrics.increment("cuda::dispatched_launch")     # the first, or not recordable
         self.dispatcher[grid, block, stream](*args)
         if not self.backend.simulator:
             self._record(args)
