@@ -143,9 +143,13 @@ def live_arrays(device: Device | None = None) -> list:
 def mark_step(device="", wait: bool = False) -> None:
     """Compute every live pending array on `device` ("" = the default device) in one step,
     then run the device's step closures. `wait`: also wait until the device has finished.
-    Raises first the error of an earlier asynchronous closure on the device, if any."""
+    Raises first the error of an earlier asynchronous closure on the device, if any.
+    `wait=False` returns once the step is launched (on the CPU and numpy devices kernels run
+    synchronously, so results exist then too); neither waits for asynchronous closures."""
     metrics.increment("MarkStep")
     d = parse(device or None)
+    if d not in _usable or wait.__class__ is not bool:
+        _check_step_args(d, wait)
     ctx = closures.existing_context(d)
     if ctx is None or not ctx.busy:
         sync(live_arrays(d), wait=wait)
@@ -155,11 +159,22 @@ def mark_step(device="", wait: bool = False) -> None:
     ctx.run()
 
 
+_usable: set = set()                         # devices mark_step has checked
+
+
+def _check_step_args(d: Device, wait) -> None:
+    if not isinstance(wait, bool):
+        raise TypeError(f"mark_step: wait must be True or False, got {wait!r}")
+    backend_for(d)                            # unknown type or missing device: raises
+    _usable.add(d)
+
+
 @contextlib.contextmanager
 def step(device=""):
     """`with nl.step():` — a `mark_step` on exit. On an exception the work recorded inside
     the block is dropped from the step (its arrays are only computed if read later) and the
     exception propagates."""
+    _check_step_args(parse(device or None), False)
     first_uid = next(_uids)
     try:
         yield
@@ -386,14 +401,19 @@ def to_host(backend, buffer) -> np.ndarray:
 # --- the rest of the step API (API.md section 3) --------------------------------------------
 
 def wait_device_ops(devices=None) -> None:
-    """Wait until the given devices (all used ones if None) have finished their work and
-    their asynchronous step closures; then raise such a closure's error, if one failed."""
-    if devices is None:
+    """Wait until the given devices (a device or a list of them; all used ones if None or an
+    empty list, as in LTC) have finished their work and their asynchronous step closures;
+    then raise such a closure's error, if one failed."""
+    if devices is not None and not isinstance(devices, (str, Device, list, tuple, set)):
+        raise TypeError(f"wait_device_ops: devices must be a device, a list of devices or "
+                        f"None, got {type(devices).__name__}")
+    if isinstance(devices, (str, Device)):
+        devices = [devices]
+    if not devices:
+        devices = None
         targets = _seen_devices | {c.device for c in closures.all_contexts()}
     else:
-        if isinstance(devices, (str, Device)):
-            devices = [devices]
-        targets = [parse(d) for d in devices]
+        targets = [parse(d or None) for d in devices]
     for d in sorted(targets, key=str):
         try:
             backend = backend_for(d)
@@ -409,6 +429,9 @@ def wait_device_ops(devices=None) -> None:
 
 def _arrays_on(name: str, arrays, devices) -> list:
     from ._array import Array
+    if isinstance(arrays, Array) or not isinstance(arrays, (list, tuple)):
+        raise TypeError(f"{name}: expected a list or tuple of numlazy arrays, got "
+                        f"{type(arrays).__name__}")
     arrays = list(arrays)
     for a in arrays:
         if not isinstance(a, Array):
@@ -416,6 +439,8 @@ def _arrays_on(name: str, arrays, devices) -> list:
     if devices is not None:
         allowed = {parse(d) for d in ([devices] if isinstance(devices, (str, Device))
                                       else devices)}
+        for d in allowed:
+            backend_for(d)                    # an unknown device type is named as such
         stray = sorted({str(a.device) for a in arrays if a.device not in allowed})
         if stray:
             raise ValueError(f"{name}: arrays on {', '.join(stray)} are not on the listed "

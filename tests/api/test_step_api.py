@@ -150,3 +150,72 @@ def test_step_api_is_exported():
                  "get_device_context", "compile", "debug", "metrics", "config", "ir_cache"):
         assert hasattr(nl, name), name
     assert executor.user_site()[0] == __file__
+
+
+@pytest.mark.parametrize("device, error, message", [
+    ("tpu", ValueError, "unknown device type 'tpu'; registered types: .*cpu.*numpy"),
+    ("cpu:3", RuntimeError, "device cpu:3 is not available: index 3 is out of range"),
+    (5, TypeError, "device must be a string"),
+])
+def test_step_calls_reject_unknown_devices(device, error, message):
+    with pytest.raises(error, match=message):
+        nl.mark_step(device)
+    with pytest.raises(error, match=message):
+        with nl.step(device):
+            pass
+    with pytest.raises(error, match=message):
+        nl.wait_device_ops([device])
+    with pytest.raises(error, match=message):
+        nl.sync_multi([nl.ones(1)], devices=[device])
+    with pytest.raises(error, match=message):
+        nl.to_cpu([nl.ones(1)], devices=[device])
+
+
+def test_mark_step_wait_flag():
+    a = nl.asarray(np.ones(3))
+    y = a + 1
+    nl.mark_step(wait=False)            # CPU kernels run synchronously: results exist
+    assert y._node.realized and y.tolist() == [2.0] * 3
+    with pytest.raises(TypeError, match="wait must be True or False, got 'yes'"):
+        nl.mark_step(wait="yes")
+    nl.mark_step("", wait=True)
+    nl.mark_step(None)
+
+
+def test_wait_device_ops_arguments():
+    nl.wait_device_ops([])                 # empty: every device, as in LTC
+    nl.wait_device_ops(("cpu", nl.device("numpy")))
+    nl.wait_device_ops("")                 # "" is the default device, as in mark_step
+    with pytest.raises(TypeError, match="devices must be a device, a list of devices or None"):
+        nl.wait_device_ops(3)
+
+
+def test_an_empty_device_list_waits_for_every_device():
+    gate, done = threading.Event(), []
+    nl.add_step_closure(lambda: (gate.wait(10), done.append(1)), run_async=True)
+    nl.mark_step()
+    threading.Timer(0.2, gate.set).start()
+    nl.wait_device_ops([])
+    assert done == [1]
+
+
+@pytest.mark.parametrize("arrays", [nl.ones(3), 3, "abc"])
+def test_sync_multi_wants_a_list(arrays):
+    with pytest.raises(TypeError, match="expected a list or tuple of numlazy arrays"):
+        nl.sync_multi(arrays, devices=["cpu"])
+
+
+def test_step_drops_the_blocks_pending_work_on_an_exception_only():
+    a = nl.asarray(np.ones(3))
+    before = a * 3                      # pending, recorded before the block
+    with pytest.raises(ZeroDivisionError):
+        with nl.step():
+            inside = a * 4
+            1 / 0
+    assert not before._node.realized and not inside._node.realized   # no step ran
+    nl.mark_step()
+    assert before._node.realized and not inside._node.realized
+    assert inside.tolist() == [4.0] * 3             # still correct when read
+    with nl.step("numpy"):
+        z = nl.asarray(np.ones(2), device="numpy") + 1
+    assert z._node.realized
