@@ -73,8 +73,15 @@ def counter_names() -> list[str]:
         return sorted(_counters)
 
 
+def _check_name(fn: str, name) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f"{fn}: name must be a str, got {type(name).__name__}")
+
+
 def counter_value(name: str):
-    """The counter's value, or None if it never counted."""
+    """The counter's value, or None if it never counted (as in torch_xla: counters appear on
+    first use, so an unknown name and a counter still at zero read the same)."""
+    _check_name("counter_value", name)
     with _lock:
         return _counters.get(name)
 
@@ -89,7 +96,9 @@ def metric_names() -> list[str]:
 
 def metric_data(name: str):
     """(total samples, accumulator, [(time, value), ...]) or None if never recorded. The
-    sample list holds the most recent `SAMPLE_BUFFER` samples, oldest first."""
+    sample list holds the most recent `SAMPLE_BUFFER` samples, oldest first. An unknown name
+    gives None, as in torch_xla (metrics appear on first use)."""
+    _check_name("metric_data", name)
     with _lock:
         entry = _metrics.get(name)
         return None if entry is None else (entry[0], entry[1], list(entry[2]))
@@ -147,6 +156,11 @@ def short_metrics_report(counter_names=None, metric_names=None) -> str:  # noqa:
     """The report restricted to the named counters and metrics (by default the step, compile
     and transfer ones, and every `fallback::<op>` counter). Names never recorded are left
     out."""
+    for arg, value in (("counter_names", counter_names), ("metric_names", metric_names)):
+        if value is not None and (isinstance(value, str) or not all(
+                isinstance(n, str) for n in value)):
+            raise TypeError(f"short_metrics_report: {arg} must be a list of names (str) or "
+                            f"None, got {value!r}")
     if counter_names is None:
         counter_names = list(SHORT_COUNTERS) + [n for n in _all_counters()
                                                 if n.startswith("fallback::")]

@@ -3,9 +3,10 @@ import re
 import threading
 
 import numpy as np
+import pytest
 
 import numlazy as nl
-from numlazy import metrics
+from numlazy import executor, metrics
 
 
 def one_step():
@@ -97,3 +98,46 @@ def test_counters_are_thread_safe():
         t.join()
     assert nl.metrics.counter_value("Threaded") == 8000
     assert nl.metrics.metric_data("ThreadedMetric")[:2] == (8000, 8000.0)
+
+
+def test_unknown_names_read_as_none_and_non_names_raise():
+    one_step()
+    assert nl.metrics.metric_data("NoSuchMetric") is None          # as in torch_xla
+    assert nl.metrics.counter_value("NoSuchCounter") is None
+    assert nl.metrics.short_metrics_report(counter_names=["NoSuchCounter"],
+                                           metric_names=["NoSuchMetric"]) == ""
+    for fn in (nl.metrics.metric_data, nl.metrics.counter_value):
+        with pytest.raises(TypeError, match="name must be a str, got int"):
+            fn(3)
+
+
+def test_short_report_with_names():
+    one_step()
+    report = nl.metrics.short_metrics_report(counter_names=["KernelLaunch", "MarkStep"],
+                                             metric_names=["TensorsGraphSize"])
+    assert report.splitlines()[0] == "Metric: TensorsGraphSize"
+    assert report.index("Counter: KernelLaunch") < report.index("Counter: MarkStep")
+    assert "ExecuteTime" not in report
+    assert nl.metrics.short_metrics_report(counter_names=(), metric_names=()) == ""
+    for bad in ("MarkStep", [1]):
+        with pytest.raises(TypeError, match="counter_names must be a list of names"):
+            nl.metrics.short_metrics_report(counter_names=bad)
+        with pytest.raises(TypeError, match="metric_names must be a list of names"):
+            nl.metrics.short_metrics_report(metric_names=bad)
+
+
+def test_the_listed_counters_and_metrics_exist(monkeypatch):
+    monkeypatch.setattr(executor, "_trim_warned", False)
+    nl.ir_cache.reset()                                  # a compile: UncachedCompile
+    nl.config.set("trim_graph_size", 4)
+    nl.config.set("force_fallback", "sin")
+    y = nl.asarray(np.arange(3.0))
+    with pytest.warns(RuntimeWarning):
+        for _ in range(6):
+            y = nl.sin(y) + 1.0
+    nl.mark_step()
+    nl.to_cpu([y])
+    assert {"MarkStep", "UncachedCompile", "TrimIrGraph", "fallback::sin"} <= \
+        set(nl.metrics.counter_names())
+    assert {"CompileTime", "ExecuteTime", "TransferToDeviceTime", "TransferFromDeviceTime",
+            "TensorsGraphSize"} <= set(nl.metrics.metric_names())
