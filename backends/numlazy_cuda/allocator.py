@@ -162,7 +162,7 @@ class CachingAllocator:
                 self._sub("reserved_bytes", size)
                 self._sub("segment", 1)
                 self._counts["num_device_free"] += 1
-        pool.clear()                            # drop the blocks: Numba frees them
+        pool = blocks = None                    # drop every reference before the flush
         if not self.simulator:       # Numba defers frees; flush them so the memory is back
             try:
                 self.cuda.current_context().deallocations.clear()

@@ -189,3 +189,19 @@ def test_fast_kernels_carry_the_flag_set_and_keep_nan_semantics(cuda):
         assert "fastmath={'afn', 'arcp', 'contract', 'nsz', 'reassoc'}" in f.read()
     assert np.asarray(n).tolist() == [False, True, False]
     assert abs(float(np.asarray(s)[0]) - np.sin(np.float32(0.5))) < 1e-5
+
+
+def test_empty_cache_gives_memory_back_to_the_driver(cuda):
+    if cuda.simulator:
+        pytest.skip("the simulator's device memory is host memory")
+    acc.empty_cache()
+    free0 = acc.get_memory_info()[0]
+    x = nl.zeros(16 << 20, dtype=nl.float32, device="cuda")      # 64 MiB
+    nl.mark_step("cuda")
+    acc.synchronize()
+    assert acc.get_memory_info()[0] <= free0 - (64 << 20)
+    del x
+    gc.collect()
+    assert acc.memory_stats()["cached_bytes.all.current"] >= 64 << 20
+    acc.empty_cache()
+    assert acc.get_memory_info()[0] >= free0 - (2 << 20)
