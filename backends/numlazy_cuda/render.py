@@ -276,8 +276,9 @@ def _elementwise(parts: KernelParts, simulator: bool) -> list:
 class _Reduction:
     """The pieces of a reduction's text: accumulator init, per-element update, merge, store."""
 
-    def __init__(self, parts: KernelParts):
+    def __init__(self, parts: KernelParts, simulator: bool):
         lines, red, acc_dtype, out_dtype, axes, flat = parts.reduction()
+        self.simulator = simulator
         self.red, self.acc_dtype, self.axes = red, acc_dtype, axes
         self.kept = [d for d in range(parts.rank) if d not in axes]
         # Sums and products fold the value in the accumulator's dtype (float32 -> float64).
@@ -306,7 +307,50 @@ class _Reduction:
 
     def tree(self) -> list:
         """Merge the block's accumulators into thread 0's `acc`/`idx` (blockDim: a power of
-        two, at most MAX_THREADS)."""
+        two, at most MAX_THREADS; on a GPU at least one warp). Every thread of the block must
+        reach it: it has barriers. It ends with one, so the shared arrays may be reused."""
+        return self._shared_tree() if self.simulator else self._warp_tree()
+
+    def _warp_tree(self) -> list:
+        """Warp shuffles: each warp folds its 32 accumulators into its lane 0 (no barrier),
+        the warps' results go through shared memory, and warp 0 folds those. Two barriers,
+        against log2(blockDim) for the shared-memory tree."""
+        index = [f"    idx2 = {self._shuffle('idx')}"] if self.red.with_index else []
+        fold = [
+            "off = 16",
+            "while off > 0:",
+            f"    acc2 = {self._shuffle('acc')}",
+        ] + index + _indent(self.merge) + [
+            "    off = off // 2",
+        ]
+        return fold + [
+            "if (t & 31) == 0:",
+            "    sacc[t >> 5] = acc",
+            "    sidx[t >> 5] = idx",
+            "cuda.syncthreads()",
+            "if t < 32:",
+            "    if t < cuda.blockDim.x >> 5:",
+            "        acc = sacc[t]",
+            "        idx = sidx[t]",
+            "    else:",
+        ] + _indent(self.init, 2) + _indent(fold) + [
+            "cuda.syncthreads()",
+        ]
+
+    def _shuffle(self, name: str) -> str:
+        """`name` of lane (this lane + off) of the warp. Numba shuffles 32/64-bit signed
+        ints and floats: other dtypes travel as int32/int64 and are converted back."""
+        d = self.acc_dtype if name == "acc" else np.dtype(np.int64)
+        call = "cuda.shfl_down_sync(0xFFFFFFFF, {}, off)"
+        if d.kind == "b":
+            return call.format(f"int32({name})") + " != 0"
+        if d.kind == "f" or (d.kind == "i" and d.itemsize >= 4):
+            return call.format(name)
+        via = "int64" if d.itemsize >= 4 else "int32"
+        return cast(d, call.format(f"{via}({name})"))
+
+    def _shared_tree(self) -> list:
+        """The simulator's tree (it has no warp shuffles): halve the active threads."""
         return [
             "sacc[t] = acc",
             "sidx[t] = idx",
@@ -325,7 +369,7 @@ class _Reduction:
 
 
 def _reduction(parts: KernelParts, simulator: bool) -> list:
-    r = _Reduction(parts)
+    r = _Reduction(parts, simulator)
     if not r.kept:
         return _full_reduction(parts, r, simulator)
     kept, axes = r.kept, list(r.axes)
@@ -407,7 +451,7 @@ def _row(row: RowParts, simulator: bool) -> list:
     head, block, thread = ["t = cuda.threadIdx.x"], [], []
     for j, parts in enumerate(row.phases):
         if parts.kernel.reduce is not None:
-            r = _Reduction(parts)
+            r = _Reduction(parts, simulator)
             per_row, per_element = _row_lines(parts, outer)
             head += [line for line in _phase(r.shared(), j) if line not in head]
             init, step = _phase(r.init, j), _phase(r.step, j)
