@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -31,10 +32,23 @@ class Flag:
     accepted: str = ""
     convert: Callable[[Any], Any] = None     # checks a non-string value given to set()
 
+    @property
+    def type(self) -> type:
+        """The Python type of the flag's values (bool, int, str, frozenset)."""
+        return type(self.default)
+
+
+def _as_int(value) -> int:
+    """An int from env text or an int given to set() (not a bool, not a float: 1.5 is not
+    silently 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return int(value)
+
 
 def _int_at_least(lo: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        value = int(text)
+        value = _as_int(text)
         if value < lo:
             raise ValueError(text)
         return value
@@ -43,7 +57,7 @@ def _int_at_least(lo: int) -> Callable[[str], int]:
 
 def _int_between(lo: int, hi: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        value = int(text)
+        value = _as_int(text)
         if not lo <= value <= hi:
             raise ValueError(text)
         return value
@@ -62,6 +76,10 @@ def _op_names(value) -> frozenset:
 
 
 def _bool(text: str) -> bool:
+    if isinstance(text, bool):
+        return text
+    if not isinstance(text, str):
+        raise TypeError(f"expected True or False, got {type(text).__name__}")
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
@@ -119,27 +137,53 @@ def _precision_flags() -> list:
     return flags
 
 
+def _device_spec(text: str) -> str:
+    """A device string's syntax (`type` or `type:index`); whether the type is registered is
+    checked where a device is used, since backends load lazily."""
+    if not isinstance(text, str):
+        raise TypeError(f"expected a string, got {type(text).__name__}")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(:[0-9]+)?", text.strip()):
+        raise ValueError(text)
+    return text.strip()
+
+
+def _directory(text: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("an empty path")
+    return os.path.expanduser(text)
+
+
+def _file_or_empty(text: str) -> str:
+    """A file path whose directory exists (checked now, not at the first step), or ""."""
+    if not isinstance(text, str):
+        raise TypeError(f"expected a string, got {type(text).__name__}")
+    if text and not os.path.isdir(os.path.dirname(os.path.abspath(os.path.expanduser(text)))):
+        raise ValueError(f"the directory of {text!r} does not exist")
+    return os.path.expanduser(text)
+
+
 def _default_cache_dir() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "numlazy")
 
 
 FLAGS: dict[str, Flag] = {f.name: f for f in (
-    Flag("device", "NUMLAZY_DEVICE", str, "cpu",
+    Flag("device", "NUMLAZY_DEVICE", _device_spec, "cpu",
          "default device for new arrays, e.g. cpu, numpy, cuda:0",
-         accepted="a device string of a registered backend"),
-    Flag("cache_dir", "NUMLAZY_CACHE_DIR", os.path.expanduser, _default_cache_dir(),
+         accepted="a device string of a registered backend, such as cpu, numpy or cuda:0",
+         convert=_device_spec),
+    Flag("cache_dir", "NUMLAZY_CACHE_DIR", _directory, _default_cache_dir(),
          "where generated kernel modules and Numba's machine code are stored",
-         accepted="a directory path"),
+         accepted="a directory path", convert=_directory),
     Flag("disk_cache", "NUMLAZY_DISK_CACHE", _bool, True,
          "write generated kernels to cache_dir so a second process loads them",
-         accepted="1/0, true/false, yes/no, on/off"),
+         accepted="1/0, true/false, yes/no, on/off", convert=_bool),
     Flag("compile_cache_size", "NUMLAZY_COMPILE_CACHE_SIZE", _int_at_least(1), 1024,
          "programs kept in the in-memory compile cache (LRU)",
-         accepted="an integer >= 1"),
+         accepted="an integer >= 1", convert=_int_at_least(1)),
     Flag("host_pool_bytes", "NUMLAZY_HOST_POOL_BYTES", _int_at_least(0), 4 << 30,
          "bytes of freed host buffers the CPU backend keeps for reuse (0 turns the pool off)",
-         accepted="an integer >= 0"),
+         accepted="an integer >= 0", convert=_int_at_least(0)),
     Flag("force_fallback", "NUMLAZY_FORCE_FALLBACK", _op_names, frozenset(),
          "ops run by the reference interpreter instead of the backend (changeable at run time)",
          changes_code=True, accepted="comma-separated op names from the op table, e.g. sin,exp",
@@ -153,15 +197,16 @@ FLAGS: dict[str, Flag] = {f.name: f for f in (
     Flag("debug", "NUMLAZY_DEBUG", _int_between(0, 4), 0,
          "1: a line per step; 2: kernel times; 3: fused IR of new programs; 4: their source",
          accepted="an integer from 0 to 4", convert=_int_between(0, 4)),
-    Flag("save_graphs_file", "NUMLAZY_SAVE_GRAPHS_FILE", str, "",
+    Flag("save_graphs_file", "NUMLAZY_SAVE_GRAPHS_FILE", _file_or_empty, "",
          "append the text IR of every executed graph to this file (empty: off)",
-         accepted="a file path, or empty"),
+         accepted="a file path in an existing directory, or empty",
+         convert=_file_or_empty),
     Flag("recompile_warning", "NUMLAZY_RECOMPILE_WARNING", _int_at_least(0), 5,
          "warn after this many consecutive compiles from one call site (0: never)",
          accepted="an integer >= 0", convert=_int_at_least(0)),
     Flag("serial_threshold", "NUMLAZY_SERIAL_THRESHOLD", _int_at_least(0), 32768,
          "loops over fewer elements than this run a serial kernel instead of a parallel one",
-         accepted="an integer >= 0"),
+         accepted="an integer >= 0", convert=_int_at_least(0)),
     *_precision_flags(),
 )}
 
@@ -202,7 +247,10 @@ def set(name: str, value: Any) -> None:  # noqa: A001 - mirrors get()
     """Set flag `name` for the rest of the process."""
     flag = _flag(name)
     parse = flag.parse if isinstance(value, str) else flag.convert
-    if parse is not None and parse is not str:
+    if parse is None:
+        raise TypeError(f"{name} takes a string (as in {flag.env}), got "
+                        f"{type(value).__name__}")
+    if parse is not str:
         try:
             value = parse(value)
         except (ValueError, TypeError) as exc:

@@ -119,3 +119,49 @@ def test_ir_cache_dump_and_reset(tmp_path):
     y = nl.exp(a) + 1  # noqa: F841
     nl.mark_step()
     assert nl.metrics.counter_value("UncachedCompile") == 2
+
+
+def test_every_flag_has_a_type_and_a_checked_set():
+    for name, flag in config.FLAGS.items():
+        assert flag.type in (bool, int, str, frozenset), name
+        assert flag.convert is not None, f"{name}: set() would store an unchecked value"
+        assert isinstance(config.get(name), flag.type), name
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("debug", True, "expected an integer, got bool"),
+    ("trim_graph_size", 1.5, "expected an integer, got float"),     # not silently 1
+    ("compile_cache_size", -3, "expected an integer >= 1"),
+    ("serial_threshold", None, "expected an integer, got NoneType"),
+    ("disk_cache", 5, "expected True or False, got int"),
+    ("save_graphs_file", 3, "expected a string, got int"),
+    ("save_graphs_file", "/no/such/dir/graphs.txt", "does not exist"),
+    ("cache_dir", "", "an empty path"),
+    ("device", "cuda:x", "such as cpu, numpy or cuda:0"),
+])
+def test_set_rejects_values_of_the_wrong_type_or_range(name, value, message):
+    before = config.get(name)
+    with pytest.raises(ValueError, match=f"{name}=.* is not valid: .*{message}"):
+        config.set(name, value)
+    assert config.get(name) == before
+
+
+def test_values_of_the_right_type_are_taken():
+    config.set("disk_cache", False)
+    config.set("trim_graph_size", 10)
+    config.set("debug", "2")
+    config.set("device", "numpy")
+    assert (config.get("disk_cache"), config.get("trim_graph_size"), config.get("debug"),
+            config.get("device")) == (False, 10, 2, "numpy")
+
+
+@pytest.mark.parametrize("env, value, message", [
+    ("NUMLAZY_DEVICE", "cuda:x", "NUMLAZY_DEVICE='cuda:x' is not valid"),
+    ("NUMLAZY_CACHE_DIR", "", "NUMLAZY_CACHE_DIR='' is not valid"),
+    ("NUMLAZY_SAVE_GRAPHS_FILE", "/no/such/dir/g.txt", "the directory of '/no/such/dir/g.txt'"),
+    ("NUMLAZY_DISK_CACHE", "maybe", "expected 1/0, true/false, yes/no, on/off"),
+    ("NUMLAZY_TRIM_GRAPH_SIZE", "1e5", "expected an integer >= 1"),
+])
+def test_more_bad_environment_values_fail_at_import(env, value, message):
+    result = run_python("import numlazy", **{env: value})
+    assert result.returncode != 0 and message in result.stderr
