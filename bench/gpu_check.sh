@@ -43,8 +43,9 @@ for phase in $PHASES; do
         timeout "${PHASE_TIMEOUT_GPU:-240}" python3 bench/gpu_check.py "${GPU_LOG2:-27}" 2>&1 \
             | tee "$OUTDIR/gpu.log" | grep -v "^|" ;;
     cpu)
-        for dtype in float64 float32; do
-            timeout "${PHASE_TIMEOUT_CPU:-150}" python3 bench/compare.py --n 2**25 --repeat 9 \
+        for dtype in ${CPU_DTYPES:-float64 float32}; do
+            timeout "${PHASE_TIMEOUT_CPU:-150}" python3 bench/compare.py --n 2**25 \
+                --repeat "${CPU_REPEAT:-9}" \
                 --dtype $dtype 2>&1 | tee "$OUTDIR/cpu-$dtype.log"
         done ;;
     engine)
