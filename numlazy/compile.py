@@ -12,7 +12,9 @@ The first call with a new *signature* — the arguments' nesting, each array's s
 device, and the value of each Python scalar or other non-array argument — runs `fn` on
 numlazy arrays, recording its graph, and compiles it (through the shared compile cache). Later
 calls with that signature skip `fn` and the recording: the program runs on the new arrays'
-buffers at once, and the results come back computed. Python scalars are part of the signature
+buffers at once, and the results come back computed. The values of the flags that change
+generated code (`NUMLAZY_FORCE_FALLBACK`, fp32 precision) are part of the signature, and NumPy
+arrays count as arrays of the current default device. Python scalars are part of the signature
 (pass a 0-d array for a value that changes every call); arrays captured from an enclosing
 scope and scalar constants inside `fn` are baked in at the trace, as in `jax.jit`.
 
@@ -28,11 +30,14 @@ import threading
 
 import numpy as np
 
-from . import executor, ir, metrics
+from . import config, executor, ir, metrics
+from .cache import LRU
 from ._array import Array
+from .device import default as default_device
 from .executor import TraceError
 from .fusion import HostKernel
 from .registry import backend_for
+from .tree import MAX_DEPTH
 
 __all__ = ["compile", "TraceError"]
 
@@ -48,19 +53,22 @@ class CompiledFunction:
     def __init__(self, fn):
         self.fn = fn
         self.traces = 0                      # how many signatures were traced
-        self._replays: dict = {}
+        # Traces by signature, bounded like the compile cache (scalars in signatures would
+        # otherwise grow it without limit).
+        self._replays = LRU(lambda: config.get("compile_cache_size"))
         self._lock = threading.Lock()
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args, **kwargs):
         leaves, treedef = _flatten((args, kwargs))
-        sig = (treedef, tuple(map(_signature, leaves)))
+        sig = (treedef, tuple(map(_signature, leaves)), config.code_flags())
         replay = self._replays.get(sig)
         if replay is None:
             with self._lock:
                 replay = self._replays.get(sig)
                 if replay is None:
-                    replay = self._replays[sig] = self._trace(leaves, treedef)
+                    replay = self._trace(leaves, treedef)
+                    self._replays.put(sig, replay)
         return replay(_inputs(leaves))
 
     def _trace(self, leaves, treedef) -> "_Replay":
@@ -85,8 +93,9 @@ class CompiledFunction:
         if changed:
             raise TraceError(f"nl.compile({name}): the function updates argument leaf "
                              f"{changed[0]} in place (x += ...); return the new value instead")
+        replay = _Replay(name, out, nodes)        # may refuse the trace
         self.traces += 1
-        return _Replay(name, out, nodes)
+        return replay
 
 
 class _Shim:
@@ -192,8 +201,8 @@ _STATIC = (bool, int, float, complex, str, bytes, type(None))
 def _signature(x):
     if isinstance(x, Array):
         return ("array", x.shape, x.dtype.str, x.device)
-    if isinstance(x, np.ndarray):
-        return ("ndarray", x.shape, x.dtype.str)
+    if isinstance(x, np.ndarray):            # it goes to the default device
+        return ("ndarray", x.shape, x.dtype.str, default_device())
     if isinstance(x, _STATIC) or isinstance(x, np.generic):
         return ("static", type(x), x)
     raise TypeError(f"nl.compile: unsupported argument of type {type(x).__name__}; pass "
@@ -216,12 +225,15 @@ def _flatten(tree):
     """(leaves, hashable description of the containers)."""
     leaves: list = []
 
-    def walk(node):
+    def walk(node, depth=0):
+        if depth > MAX_DEPTH and isinstance(node, (dict, list, tuple)):
+            raise ValueError(f"nl.compile: arguments or results nested more than {MAX_DEPTH} "
+                             f"levels deep (a list, tuple or dict that contains itself?)")
         if isinstance(node, dict):
             keys = tuple(node)
-            return ("dict", keys, tuple(walk(node[k]) for k in keys))
+            return ("dict", keys, tuple(walk(node[k], depth + 1) for k in keys))
         if isinstance(node, (list, tuple)):
-            return (type(node), tuple(walk(v) for v in node))
+            return (type(node), tuple(walk(v, depth + 1) for v in node))
         leaves.append(node)
         return None
     return leaves, walk(tree)

@@ -126,3 +126,36 @@ def test_captured_arrays_are_constants():
     f = nl.compile(lambda x: x * w)
     assert f(nl.asarray(np.ones(3))).tolist() == [2.0, 2.0, 2.0]
     assert f(nl.asarray(np.full(3, 3.0))).tolist() == [6.0, 6.0, 6.0]
+
+
+def test_a_code_flag_change_retraces_and_refuses_a_new_fallback():
+    f = nl.compile(lambda x: nl.exp(x) + 1)
+    assert f(nl.asarray(np.zeros(2))).tolist() == [2.0, 2.0]
+    nl.config.set("force_fallback", "exp")          # replaying the old program would ignore it
+    with pytest.raises(TraceError, match="op exp would run on the interpreter"):
+        f(nl.asarray(np.zeros(2)))
+    nl.config.set("force_fallback", "")
+    assert f(nl.asarray(np.zeros(2))).tolist() == [2.0, 2.0] and f.traces == 1
+
+
+def test_numpy_inputs_follow_the_default_device():
+    f = nl.compile(lambda x: x * 2)
+    assert str(f(np.ones(2)).device) == "cpu"
+    with nl.default_device("numpy"):
+        y = f(np.ones(2))
+    assert str(y.device) == "numpy" and y.tolist() == [2.0, 2.0] and f.traces == 2
+
+
+def test_traces_are_bounded():
+    nl.config.set("compile_cache_size", 2)
+    f = nl.compile(lambda x, k: x * k)
+    for k in range(5):                               # scalars are static: a trace each
+        assert f(nl.asarray(np.ones(2)), float(k)).tolist() == [float(k)] * 2
+    assert len(f._replays) == 2 and f.traces == 5
+
+
+def test_self_containing_arguments_raise():
+    loop = [nl.ones(1)]
+    loop.append(loop)
+    with pytest.raises(ValueError, match="nested more than"):
+        nl.compile(lambda xs: xs[0])(loop)
