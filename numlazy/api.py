@@ -287,6 +287,10 @@ def broadcast_to(x, /, shape) -> Array:
 
 
 def broadcast_arrays(*arrays):
+    """The arrays broadcast against each other (stride-0 views)."""
+    if not arrays:
+        return []
+    arrays, _ = _arrays("broadcast_arrays", arrays)
     shape = _broadcast_shape("broadcast_arrays", [a.shape for a in arrays])
     return [broadcast_to(a, shape) for a in arrays]
 
@@ -304,6 +308,11 @@ def permute_dims(x, /, axes) -> Array:
 
 
 def matrix_transpose(x, /) -> Array:
+    """`x` with its last two axes swapped (a view)."""
+    (x,), _ = _operands("matrix_transpose", (x,))
+    if x.ndim < 2:
+        raise ValueError(f"matrix_transpose: x must have at least 2 dimensions, got shape "
+                         f"{x.shape}")
     axes = list(range(x.ndim))
     axes[-2:] = axes[:-3:-1]
     return permute_dims(x, tuple(axes))
@@ -596,6 +605,371 @@ def _matvec(x1: Array, x2: Array) -> Array:
     else:
         out = sum(multiply(expand_dims(x1, axis=-1), x2), axis=-2)  # noqa: F821
     return astype(out, x1.dtype, copy=False)
+
+
+# --- data types (array API) ----------------------------------------------------------------
+
+def _dtype_of(name: str, x) -> np.dtype:
+    if isinstance(x, Array):
+        return x.dtype
+    try:
+        return dt.as_dtype(x)
+    except TypeError:
+        raise TypeError(f"{name}: expected a dtype or an array, got {x!r}; supported dtypes: "
+                        f"{dt.NAMES}") from None
+
+
+def can_cast(from_, to, /) -> bool:
+    """Whether `from_` (a dtype or an array) converts to dtype `to` without losing values."""
+    return bool(np.can_cast(_dtype_of("can_cast", from_), _dtype_of("can_cast", to), "safe"))
+
+
+def result_type(*arrays_and_dtypes) -> np.dtype:
+    """The dtype the standard's promotion gives (Python scalars are weak)."""
+    if not arrays_and_dtypes:
+        raise ValueError("result_type: at least one array or dtype is required")
+    kinds = [type(a) if type(a) in _SCALARS else _dtype_of("result_type", a)
+             for a in arrays_and_dtypes]
+    if builtins.all(isinstance(k, type) for k in kinds):
+        raise ValueError("result_type: at least one array or dtype is required besides "
+                         "Python scalars")
+    return dt.result_type(*kinds)
+
+
+def finfo(type, /):  # noqa: A002 - array API name
+    """Machine limits of a floating-point dtype (NumPy's `finfo`: bits, eps, max, min,
+    smallest_normal, dtype)."""
+    d = _dtype_of("finfo", type)
+    if d.kind != "f":
+        raise TypeError(f"finfo: expected a floating-point dtype (float32, float64), got {d}")
+    return np.finfo(d)
+
+
+def iinfo(type, /):  # noqa: A002 - array API name
+    """Limits of an integer dtype (NumPy's `iinfo`: bits, max, min, dtype)."""
+    d = _dtype_of("iinfo", type)
+    if d.kind not in "iu":
+        ints = ", ".join(x.name for x in dt.SUPPORTED if x.kind in "iu")
+        raise TypeError(f"iinfo: expected an integer dtype ({ints}), got {d}")
+    return np.iinfo(d)
+
+
+_DTYPE_KINDS = ("bool", "signed integer", "unsigned integer", "integral", "real floating",
+                "complex floating", "numeric")
+
+
+def isdtype(dtype, kind) -> bool:
+    """Whether `dtype` is of `kind`: a dtype, one of the standard's kind names, or a tuple."""
+    d = _dtype_of("isdtype", dtype) if not isinstance(dtype, Array) else None
+    if d is None:
+        raise TypeError("isdtype: expected a dtype, got an array; pass x.dtype")
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    for k in kinds:
+        if isinstance(k, str) and k not in _DTYPE_KINDS:
+            raise ValueError(f"isdtype: unknown kind {k!r}; accepted: a dtype or one of "
+                             f"{', '.join(map(repr, _DTYPE_KINDS))}")
+        if not isinstance(k, str):
+            _dtype_of("isdtype", k)
+    return bool(np.isdtype(d, tuple(k if isinstance(k, str) else dt.as_dtype(k)
+                                    for k in kinds)))
+
+
+# --- manipulation (array API): index maps, or the interpreter where no map exists -----------
+
+def _axis(name: str, ndim: int, axis) -> int:
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"{name}: axis must be an int, got {_describe(axis)}")
+    if not -ndim <= axis < ndim:
+        raise np.exceptions.AxisError(f"{name}: axis {axis} is out of bounds for an array of "
+                                      f"dimension {ndim}")
+    return int(axis) % ndim
+
+
+def _arrays(name: str, arrays) -> tuple[list, Device]:
+    if not isinstance(arrays, (list, tuple)) or not arrays:
+        raise TypeError(f"{name}: arrays must be a non-empty tuple or list of arrays, got "
+                        f"{type(arrays).__name__}")
+    out, device = _operands(name, arrays)
+    for i, a in enumerate(out):
+        if not isinstance(a, Array):
+            raise TypeError(f"{name}: element {i} of arrays must be an array, got "
+                            f"{_describe(a)}")
+    return out, device
+
+
+def concat(arrays, /, *, axis=0) -> Array:
+    """Arrays joined along `axis` (None: flattened first); dtypes promote as in arithmetic.
+    Runs on the interpreter for now (counted as `fallback::concat`)."""
+    arrays, device = _arrays("concat", arrays)
+    if axis is None:
+        arrays, axis = [reshape(a, (-1,)) for a in arrays], 0
+    ndim = arrays[0].ndim
+    if ndim == 0 or builtins.any(a.ndim != ndim for a in arrays):
+        raise ValueError(f"concat: arrays must have the same number of dimensions, at least "
+                         f"one; got shapes {', '.join(str(a.shape) for a in arrays)}")
+    ax = _axis("concat", ndim, axis)
+    rest = [a.shape[:ax] + a.shape[ax + 1:] for a in arrays]
+    if builtins.any(r != rest[0] for r in rest):
+        raise ValueError(f"concat: shapes {', '.join(str(a.shape) for a in arrays)} differ "
+                         f"outside axis {axis}")
+    dtype = dt.result_type(*(a.dtype for a in arrays))
+    arrays = [astype(a, dtype, copy=False) for a in arrays]
+    if len(arrays) == 1:
+        return astype(arrays[0], dtype)
+    shape = list(arrays[0].shape)
+    shape[ax] = builtins.sum(a.shape[ax] for a in arrays)
+    return Array(ir.make("concat", tuple(a._node for a in arrays), (ax,), (), tuple(shape),
+                         dtype, device))
+
+
+def stack(arrays, /, *, axis=0) -> Array:
+    """Arrays of one shape joined along a new axis `axis`."""
+    arrays, _ = _arrays("stack", arrays)
+    if builtins.any(a.shape != arrays[0].shape for a in arrays):
+        raise ValueError(f"stack: arrays must have the same shape, got "
+                         f"{', '.join(str(a.shape) for a in arrays)}")
+    ax = _axis("stack", arrays[0].ndim + 1, axis)
+    return concat([expand_dims(a, axis=ax) for a in arrays], axis=ax)
+
+
+def roll(x, /, shift, *, axis=None) -> Array:
+    """Elements shifted along `axis` (None: the flattened array), wrapping around: the two
+    slices of each axis joined in the other order."""
+    (x,), _ = _operands("roll", (x,))
+    if axis is None:
+        if not isinstance(shift, (int, np.integer)):
+            raise TypeError(f"roll: shift must be an int when axis is None, got "
+                            f"{_describe(shift)}")
+        return reshape(roll(reshape(x, (-1,)), shift, axis=0), x.shape)
+    shifts = shift if isinstance(shift, tuple) else (shift,)
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    if len(shifts) == 1:
+        shifts = shifts * len(axes)
+    if len(shifts) != len(axes):
+        raise ValueError(f"roll: shift {shift} and axis {axis} must have the same length")
+    for s, a in zip(shifts, axes):
+        if not isinstance(s, (int, np.integer)) or isinstance(s, bool):
+            raise TypeError(f"roll: shift must be an int or a tuple of ints, got {_describe(s)}")
+        ax = _axis("roll", x.ndim, a)
+        n = x.shape[ax]
+        k = int(s) % n if n else 0
+        if k:
+            lead = (slice(None),) * ax
+            x = concat([x[lead + (slice(n - k, None),)], x[lead + (slice(0, n - k),)]],
+                       axis=ax)
+    return x
+
+
+def moveaxis(x, source, destination, /) -> Array:
+    """`x` with axes `source` moved to positions `destination` (a permutation view)."""
+    (x,), _ = _operands("moveaxis", (x,))
+    src = source if isinstance(source, tuple) else (source,)
+    dst = destination if isinstance(destination, tuple) else (destination,)
+    if len(src) != len(dst):
+        raise ValueError(f"moveaxis: source {source} and destination {destination} must have "
+                         f"the same number of elements")
+    src = [_axis("moveaxis", x.ndim, a) for a in src]
+    dst = [_axis("moveaxis", x.ndim, a) for a in dst]
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise ValueError(f"moveaxis: repeated axis in source {source} or destination "
+                         f"{destination}")
+    order = [a for a in range(x.ndim) if a not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return permute_dims(x, tuple(order))
+
+
+def tile(x, repetitions, /) -> Array:
+    """`x` repeated `repetitions[d]` times along each axis: a broadcast view, reshaped."""
+    (x,), _ = _operands("tile", (x,))
+    reps = tuple(repetitions) if isinstance(repetitions, (tuple, list)) else (repetitions,)
+    reps = _shape("tile", reps)
+    d = builtins.max(x.ndim, len(reps))
+    shape = (1,) * (d - x.ndim) + x.shape
+    reps = (1,) * (d - len(reps)) + reps
+    inter = tuple(v for pair in zip((1,) * d, shape) for v in pair)
+    wide = tuple(v for pair in zip(reps, shape) for v in pair)
+    return reshape(broadcast_to(reshape(x, inter), wide),
+                   tuple(r * s for r, s in zip(reps, shape)))
+
+
+def repeat(x, repeats, /, *, axis=None) -> Array:
+    """Each element repeated `repeats` (an int) times along `axis` (None: flattened first):
+    a broadcast view, reshaped."""
+    (x,), _ = _operands("repeat", (x,))
+    if isinstance(repeats, Array) or not isinstance(repeats, (int, np.integer)) or \
+            isinstance(repeats, bool):
+        raise TypeError(f"repeat: repeats must be an int (per-element repeats, whose result "
+                        f"shape depends on values, are not supported yet), got "
+                        f"{_describe(repeats)}")
+    if repeats < 0:
+        raise ValueError(f"repeat: repeats must be non-negative, got {repeats}")
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    ax = _axis("repeat", x.ndim, axis)
+    wide = x.shape[:ax + 1] + (int(repeats),) + x.shape[ax + 1:]
+    out = x.shape[:ax] + (x.shape[ax] * int(repeats),) + x.shape[ax + 1:]
+    return reshape(broadcast_to(expand_dims(x, axis=ax + 1), wide), out)
+
+
+def meshgrid(*arrays, indexing="xy") -> list:
+    """Coordinate grids from 1-D arrays, as broadcast views; `indexing` "xy" (Cartesian: the
+    first two axes swapped) or "ij" (matrix)."""
+    if indexing not in ("xy", "ij"):
+        raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
+    if not arrays:
+        return []
+    arrays, _ = _arrays("meshgrid", arrays)
+    for i, a in enumerate(arrays):
+        if a.ndim != 1:
+            raise ValueError(f"meshgrid: arrays must be 1-D, argument {i} has shape {a.shape}")
+    sizes = [a.shape[0] for a in arrays]
+    pos = list(range(len(arrays)))
+    if indexing == "xy" and len(arrays) > 1:
+        pos[0], pos[1] = 1, 0
+        sizes[0], sizes[1] = sizes[1], sizes[0]
+    out = []
+    for a, p in zip(arrays, pos):
+        shape = [1] * len(arrays)
+        shape[p] = a.shape[0]
+        out.append(broadcast_to(reshape(a, tuple(shape)), tuple(sizes)))
+    return out
+
+
+def _triangle(name, x, k, keep):
+    (x,), _ = _operands(name, (x,))
+    if x.ndim < 2:
+        raise ValueError(f"{name}: x must have at least 2 dimensions, got shape {x.shape}")
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
+        raise TypeError(f"{name}: k must be an int, got {_describe(k)}")
+    n, m = x.shape[-2:]
+    offset = subtract(arange(m, device=x.device)[None, :],  # noqa: F821
+                      arange(n, device=x.device)[:, None])
+    return where(keep(offset, int(k)), x, full((), 0, dtype=x.dtype, device=x.device))
+
+
+def tril(x, /, *, k=0) -> Array:
+    """`x` with elements above the k-th diagonal zeroed (of the last two axes)."""
+    return _triangle("tril", x, k, less_equal)  # noqa: F821
+
+
+def triu(x, /, *, k=0) -> Array:
+    """`x` with elements below the k-th diagonal zeroed (of the last two axes)."""
+    return _triangle("triu", x, k, greater_equal)  # noqa: F821
+
+
+# --- linear algebra ------------------------------------------------------------------------
+
+def vecdot(x1, x2, /, *, axis=-1) -> Array:
+    """Dot products of vectors along `axis` (broadcast over the other axes): a fused
+    multiply-and-sum; the result keeps the promoted dtype (integers wrap as NumPy's)."""
+    (x1, x2), _ = _operands("vecdot", (x1, x2))
+    if not isinstance(x1, Array) or not isinstance(x2, Array) or x1.ndim == 0 or x2.ndim == 0:
+        raise ValueError("vecdot: both operands must be arrays of at least one dimension")
+    shape = _broadcast_shape("vecdot", [x1.shape, x2.shape])
+    ax = _axis("vecdot", len(shape), axis) - len(shape)
+    if -ax > builtins.min(x1.ndim, x2.ndim) or x1.shape[ax] != x2.shape[ax]:
+        raise ValueError(f"vecdot: shapes {x1.shape} and {x2.shape} differ in size along "
+                         f"axis {axis}")
+    dtype = dt.result_type(x1.dtype, x2.dtype)
+    return astype(sum(multiply(x1, x2), axis=ax), dtype, copy=False)  # noqa: F821
+
+
+def tensordot(x1, x2, /, *, axes=2) -> Array:
+    """Sum of products over `axes` (an int n: the last n of x1 with the first n of x2, or two
+    sequences of axes): permuted and reshaped views around one matmul."""
+    (x1, x2), _ = _operands("tensordot", (x1, x2))
+    if isinstance(axes, (int, np.integer)) and not isinstance(axes, bool):
+        if not 0 <= axes <= builtins.min(x1.ndim, x2.ndim):
+            raise ValueError(f"tensordot: axes={axes} must be between 0 and the smaller rank "
+                             f"({builtins.min(x1.ndim, x2.ndim)}) of shapes {x1.shape} and "
+                             f"{x2.shape}")
+        a1, a2 = list(range(x1.ndim - axes, x1.ndim)), list(range(axes))
+    elif isinstance(axes, (tuple, list)) and len(axes) == 2:
+        a1 = [_axis("tensordot", x1.ndim, a) for a in axes[0]]
+        a2 = [_axis("tensordot", x2.ndim, a) for a in axes[1]]
+        if len(a1) != len(a2):
+            raise ValueError(f"tensordot: axes {axes} must name as many axes of x1 as of x2")
+    else:
+        raise TypeError(f"tensordot: axes must be an int or a pair of sequences of ints, got "
+                        f"{axes!r}")
+    for i, j in zip(a1, a2):
+        if x1.shape[i] != x2.shape[j]:
+            raise ValueError(f"tensordot: shapes {x1.shape} and {x2.shape} differ along "
+                             f"contracted axes {i} (x1) and {j} (x2)")
+    free1 = [d for d in range(x1.ndim) if d not in a1]
+    free2 = [d for d in range(x2.ndim) if d not in a2]
+    k = math.prod(x1.shape[d] for d in a1)
+    left = reshape(permute_dims(x1, free1 + a1), (math.prod(x1.shape[d] for d in free1), k))
+    right = reshape(permute_dims(x2, a2 + free2), (k, math.prod(x2.shape[d] for d in free2)))
+    return reshape(matmul(left, right), tuple(x1.shape[d] for d in free1) +
+                   tuple(x2.shape[d] for d in free2))
+
+
+# --- statistics, searching, sorting, sets ---------------------------------------------------
+
+def cumulative_sum(x, /, *, axis=None, dtype=None, include_initial=False) -> Array:
+    """Running sums along `axis` (required above one dimension); integers sum in the default
+    integer type. Runs on the interpreter for now (`fallback::cumulative_sum`)."""
+    (x,), device = _operands("cumulative_sum", (x,))
+    if x.ndim == 0:
+        raise ValueError("cumulative_sum: x must have at least one dimension")
+    if axis is None:
+        if x.ndim > 1:
+            raise ValueError(f"cumulative_sum: axis is required for an array of shape "
+                             f"{x.shape}")
+        axis = 0
+    ax = _axis("cumulative_sum", x.ndim, axis)
+    if dtype is not None:
+        x = astype(x, dtype, copy=False)
+    shape = list(x.shape)
+    shape[ax] += bool(include_initial)
+    return Array(ir.make("cumulative_sum", (x._node,), (ax, bool(include_initial)), (),
+                         tuple(shape), ops.reduce_dtype("sum", x.dtype), device))
+
+
+def _sort_node(name, x, axis, descending, stable, dtype):
+    (x,), device = _operands(name, (x,))
+    if x.ndim == 0:
+        raise ValueError(f"{name}: x must have at least one dimension")
+    ax = _axis(name, x.ndim, axis)
+    if not isinstance(descending, bool) or not isinstance(stable, bool):
+        raise TypeError(f"{name}: descending and stable must be bools")
+    return Array(ir.make(name, (x._node,), (ax, descending), (), x.shape,
+                         dtype or x.dtype, device))
+
+
+def sort(x, /, *, axis=-1, descending=False, stable=True) -> Array:
+    """Values sorted along `axis` (always stable). Runs on the interpreter for now."""
+    return _sort_node("sort", x, axis, descending, stable, None)
+
+
+def argsort(x, /, *, axis=-1, descending=False, stable=True) -> Array:
+    """Indices that sort `x` along `axis`; equal values keep their order, also descending."""
+    return _sort_node("argsort", x, axis, descending, stable, dt.int64)
+
+
+def _read(name: str, x) -> np.ndarray:
+    """Host values of `x` for an op whose result shape depends on them: a step boundary for
+    x's graph, counted as `fallback::<name>`."""
+    from . import metrics
+    metrics.increment(f"fallback::{name}")
+    return np.asarray(x)
+
+
+def nonzero(x, /) -> tuple:
+    """Indices of the non-zero elements, one int64 array per axis (reads `x`)."""
+    (x,), _ = _operands("nonzero", (x,))
+    if x.ndim == 0:
+        raise ValueError("nonzero: x must have at least one dimension (NumPy 2 refuses 0-d)")
+    return tuple(asarray(i.astype(np.int64), device=x.device)
+                 for i in np.nonzero(_read("nonzero", x)))
+
+
+def unique_values(x, /) -> Array:
+    """The distinct values of `x`, sorted, flattened (reads `x`)."""
+    (x,), _ = _operands("unique_values", (x,))
+    return asarray(np.unique_values(_read("unique_values", x).reshape(-1)), device=x.device)
 
 
 __all__ = sorted(

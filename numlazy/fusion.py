@@ -86,7 +86,8 @@ def partition(graph: Graph, can_lower: Callable[[str], bool], rows: bool = False
     """The kernels of `graph`. `rows`: the backend lowers `RowKernel`s."""
     nodes = graph.nodes
     host = {p for p, n in enumerate(nodes)
-            if not n.is_leaf and (ops.TABLE[n.op].kind == ops.OPAQUE or not can_lower(n.op))}
+            if not n.is_leaf and (ops.TABLE[n.op].kind in (ops.OPAQUE, ops.HOST)
+                                  or not can_lower(n.op))}
     materialized = _materialized(graph, host)
     kernels = _initial_kernels(graph, materialized, host)
     kernels = _merge(graph, kernels, materialized)

@@ -20,8 +20,8 @@ import numpy as np
 
 from . import dtypes as dt
 
-ELEMENTWISE, REDUCE, VIEW, OPAQUE, CREATION = (
-    "elementwise", "reduce", "view", "opaque", "creation")
+ELEMENTWISE, REDUCE, VIEW, OPAQUE, CREATION, HOST = (
+    "elementwise", "reduce", "view", "opaque", "creation", "host")
 
 
 @dataclass(frozen=True, eq=False)
@@ -323,3 +323,37 @@ _add(CreationOp("eye", CREATION, 0, None,
 # --- opaque: whole-array ops a backend lowers as a library call ----------------------------
 
 _add(Op("matmul", OPAQUE, 2, np.matmul, doc="Matrix product (BLAS on the CPU)."))
+
+
+# --- host: ops no backend lowers yet; the interpreter runs them (counted `fallback::<op>`) ----
+# `ref(*inputs, *attrs)`; the public function in api.py checks arguments and finds the shape.
+
+_add(Op("concat", HOST, -1, lambda *a: np.concatenate(a[:-1], axis=a[-1]),
+        doc="Arrays joined along an existing axis (attrs: axis)."))
+_add(Op("cumulative_sum", HOST, 1, lambda x, axis, initial: _cumulative_sum(x, axis, initial),
+        doc="Running sums along an axis (attrs: axis, include_initial)."))
+_add(Op("sort", HOST, 1,
+        lambda x, axis, descending: np.flip(np.sort(np.flip(x, axis), axis, kind="stable"), axis)
+        if descending else np.sort(x, axis, kind="stable"),
+        doc="Values sorted along an axis, stable (attrs: axis, descending)."))
+_add(Op("argsort", HOST, 1,
+        lambda x, axis, descending: _argsort_descending(x, axis) if descending
+        else np.argsort(x, axis, kind="stable"),
+        doc="Indices that sort along an axis, stable (attrs: axis, descending)."))
+
+
+def _argsort_descending(x, axis):
+    """Stable descending order: equal values keep their original order (as the standard
+    asks), so not simply the ascending order reversed."""
+    n = x.shape[axis]
+    flipped = np.argsort(np.flip(x, axis), axis, kind="stable")
+    return np.flip(n - 1 - flipped, axis)
+
+
+def _cumulative_sum(x, axis, include_initial):
+    out = np.cumsum(x, axis=axis)
+    if include_initial:
+        shape = list(out.shape)
+        shape[axis] = 1
+        out = np.concatenate([np.zeros(shape, out.dtype), out], axis=axis)
+    return out
