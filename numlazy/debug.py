@@ -17,6 +17,8 @@ stderr, 2 adds each kernel's time, 3 prints the fused IR of each newly compiled 
 """
 from __future__ import annotations
 
+import collections
+import difflib
 import sys
 
 import numpy as np
@@ -142,12 +144,30 @@ def render_ir_graph(arrays) -> str:
 
 # --- explain_cache_miss ---------------------------------------------------------------------
 
-def _distance(a, b) -> tuple:
-    (entries_a, outs_a), (entries_b, outs_b) = a[0], b[0]
-    nodes = sum(x != y for x, y in zip(entries_a, entries_b)) + abs(len(entries_a) -
-                                                                     len(entries_b))
-    flags = sum(x != y for x, y in zip(a[2], b[2]))
-    return (a[3] != b[3], a[1] != b[1], nodes + flags + (outs_a != outs_b))
+def _ops(key) -> list:
+    return [entry[0][0] for entry in key[0][0]]
+
+
+def _rough_distance(now, then) -> tuple:
+    """Cheap: other versions or device type first, then how many ops (by name, ignoring
+    order, dtype and rank) one graph has and the other lacks, plus differing flags."""
+    ops = collections.Counter(_ops(now))
+    ops.subtract(_ops(then))
+    flags = sum(x != y for x, y in zip(now[2], then[2]))
+    return (now[3] != then[3], now[1] != then[1], sum(map(abs, ops.values())) + flags)
+
+
+def _similarity(now, then) -> float:
+    """How much of the two node sequences (full node keys, wiring included) aligns."""
+    return difflib.SequenceMatcher(None, now[0][0], then[0][0], autojunk=False).ratio()
+
+
+def nearest(key, cached: list):
+    """The cached key most like `key`: the best few by `_rough_distance`, then the one whose
+    node sequence aligns best (the most recently cached on ties)."""
+    ranked = sorted(reversed(cached), key=lambda k: _rough_distance(key, k))[:8]
+    return max(ranked, key=lambda k: (_rough_distance(key, k)[:2] == (False, False),
+                                      -_rough_distance(key, k)[2], _similarity(key, k)))
 
 
 def _describe_node(key) -> str:
@@ -155,11 +175,11 @@ def _describe_node(key) -> str:
     return f"{op} {_dtype_name(dtype)} rank {rank}"
 
 
-def _node_difference(p: int, now, then) -> str:
+def _node_difference(p: int, q: int, now, then) -> str:
     (key_now, srcs_now), (key_then, srcs_then) = now, then
     op_now, attrs_now, dtype_now, rank_now = key_now
     op_then, attrs_then, dtype_then, rank_then = key_then
-    where = f"node %{p}"
+    where = f"node %{p}" + (f" (%{q} in the cached graph)" if p != q else "")
     if op_now != op_then:
         if {op_now, op_then} == {"param", "data"}:
             scalar = "now" if op_now == "param" else "in the cached graph"
@@ -179,8 +199,18 @@ def _node_difference(p: int, now, then) -> str:
             f"cached graph (the wiring or aliasing differs)")
 
 
+def _only_in_one(p: int, entry, which: str) -> str:
+    text = f"node %{p} ({_describe_node(entry[0])}) is only there {which}"
+    if entry[0][0] == "data":
+        text += (" (an input array; one array passed in two places is one input, so "
+                 "aliasing is part of the graph)")
+    return text
+
+
 def first_difference(now, then) -> str:
-    """The first part in which compile key `now` differs from `then`."""
+    """The first part in which compile key `now` differs from `then`: versions, device type,
+    a flag, then the first node that differs after aligning the two node sequences (so an
+    inserted node is reported as such, not as a shift of every later node)."""
     if now[3] != then[3]:
         return f"versions (numlazy, numba, numpy) {now[3]} now, {then[3]} in the cached graph"
     if now[1] != then[1]:
@@ -189,15 +219,22 @@ def first_difference(now, then) -> str:
         if value != old:
             return f"flag {name}: {_flag_text(value)} now, {_flag_text(old)} in the cached graph"
     (entries_now, outs_now), (entries_then, outs_then) = now[0], then[0]
-    for p, (a, b) in enumerate(zip(entries_now, entries_then)):
-        if a != b:
-            return _node_difference(p, a, b)
+    ops_now = [e[0][0] for e in entries_now]
+    ops_then = [e[0][0] for e in entries_then]
+    matcher = difflib.SequenceMatcher(None, ops_now, ops_then, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag in ("equal", "replace") and i2 - i1 == j2 - j1:
+            for p, q in zip(range(i1, i2), range(j1, j2)):
+                if entries_now[p] != entries_then[q]:
+                    return _node_difference(p, q, entries_now[p], entries_then[q])
+        elif tag == "replace" and {ops_now[i1], ops_then[j1]} == {"param", "data"}:
+            return _node_difference(i1, j1, entries_now[i1], entries_then[j1])
+        elif i2 > i1 and (tag == "insert" or j2 == j1 or ops_now[i1] not in ops_then[j1:j2]):
+            return _only_in_one(i1, entries_now[i1], "now")
+        elif j2 > j1:
+            return _only_in_one(j1, entries_then[j1], "in the cached graph")
     if len(entries_now) != len(entries_then):
-        p = min(len(entries_now), len(entries_then))
-        longer = entries_now if len(entries_now) > len(entries_then) else entries_then
-        which = "now" if longer is entries_now else "in the cached graph"
-        return (f"the graph has {len(entries_now)} nodes now, {len(entries_then)} in the cached "
-                f"graph; node %{p} ({_describe_node(longer[p][0])}) is only there {which}")
+        return f"the graph has {len(entries_now)} nodes now, {len(entries_then)} cached"
     return f"outputs {list(outs_now)} now, {list(outs_then)} in the cached graph"
 
 
@@ -218,9 +255,14 @@ def explain_cache_miss() -> str:
             f"{miss.site[0]}:{miss.site[1]}")
     if not miss.cached:
         return head + "\nnothing was cached before it: a first compile (or after a reset)"
-    nearest = min(reversed(miss.cached), key=lambda k: _distance(key, k))
-    return (f"{head}\nnearest cached graph: {len(nearest[0][0])} nodes on {nearest[1]} (of "
-            f"{len(miss.cached)} cached)\nfirst difference: {first_difference(key, nearest)}")
+    near = nearest(key, miss.cached)
+    site = executor.compile_sites.get(near)
+    where = f", compiled at {site[0]}:{site[1]}" if site else ""
+    ops = _ops(near)
+    shown = ", ".join(ops[:8]) + (", ..." if len(ops) > 8 else "")
+    return (f"{head}\nnearest cached graph: {len(ops)} nodes on {near[1]}{where} ({shown}); "
+            f"{len(miss.cached)} graph(s) were cached\nfirst difference: "
+            f"{first_difference(key, near)}")
 
 
 # --- NUMLAZY_DEBUG and NUMLAZY_SAVE_GRAPHS_FILE (called by the executor) -------------------

@@ -253,6 +253,7 @@ class Miss:
 
 
 last_miss = None
+compile_sites: dict = {}           # compile key -> the user's (file, line) that compiled it
 _streak = [None, 0]                # [call site, consecutive compiles from it]
 _warned_sites: set = set()
 
@@ -280,6 +281,11 @@ def _note_miss(key, cached, graph: Graph, program, device: Device) -> None:
     _seen_devices.add(device)
     site = user_site()
     last_miss = Miss(key, cached, site, len(graph))
+    compile_sites[key] = site                # explain_cache_miss names the nearest graph by it
+    if len(compile_sites) > 2 * config.get("compile_cache_size"):
+        live = set(cache.programs.keys())
+        for k in [k for k in compile_sites if k not in live]:
+            del compile_sites[k]
     _streak[:] = [site, _streak[1] + 1 if _streak[0] == site else 1]
     limit = config.get("recompile_warning")
     if limit and _streak[1] >= limit and site not in _warned_sites:

@@ -174,3 +174,50 @@ def test_no_recompile_warning_for_cache_hits(recwarn, monkeypatch):
         y = nl.atan(a) + 1.0  # noqa: F841
         nl.mark_step()
     assert not [w for w in recwarn if issubclass(w.category, RecompileWarning)]
+
+
+def test_explain_names_the_nearest_graph_and_where_it_was_compiled():
+    a = nl.asarray(np.ones(4))
+    y = nl.sum(a)  # noqa: F841
+    nl.mark_step()
+    y = nl.sin(a) * 2.0 + 1.0  # noqa: F841
+    nl.mark_step(); line = sys._getframe().f_lineno  # noqa: E702
+    y = nl.sin(a.astype(nl.float32)) * 2.0 + 1.0  # noqa: F841
+    nl.mark_step()
+    text = nl.debug.explain_cache_miss()
+    assert (f"nearest cached graph: 6 nodes on cpu, compiled at {__file__}:{line} "
+            f"(data, sin, param, multiply, param, add); 2 graph(s) were cached") in text
+    assert "first difference: node %1 (astype float32 rank 1) is only there now" in text
+
+
+def test_explain_aliasing():
+    x, y = nl.asarray(np.ones(4)), nl.asarray(np.ones(4))
+    text = explain_after(lambda: x + y, lambda: x + x)
+    assert "(data, data, add)" in text
+    assert "is only there in the cached graph (an input array; one array passed in two " \
+        "places is one input" in text
+
+
+def test_explain_attribute():
+    b = nl.asarray(np.ones((2, 3)))
+    text = explain_after(lambda: nl.sum(b, axis=0), lambda: nl.sum(b, axis=1))
+    assert "node %1 (sum): attribute ((1,),) now, ((0,),) in the cached graph" in text
+
+
+def test_explain_scalar_versus_constant_deeper_in_the_graph():
+    a = nl.asarray(np.ones(4))
+    text = explain_after(lambda: nl.sin(a) * 2.0, lambda: nl.sin(a) * nl.asarray(2.0))
+    assert "node %2: a Python scalar (a runtime parameter) in the cached graph, an array " \
+        "constant in the other graph" in text
+
+
+def test_first_difference_of_equal_keys_and_versions():
+    from numlazy import debug
+    a = nl.asarray(np.ones(4))
+    y = a + 1  # noqa: F841
+    nl.mark_step()
+    key = executor.last_miss.key
+    other = (key[0], key[1], key[2], ("0.0", "0", "0"))
+    assert debug.first_difference(other, key).startswith("versions (numlazy, numba, numpy)")
+    assert debug.first_difference(key, key).startswith("outputs")
+    assert debug.nearest(key, [other, key]) is key
