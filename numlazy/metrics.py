@@ -8,7 +8,9 @@
 Counters are integers: `MarkStep`, `CachedCompile`, `UncachedCompile`, `DiskCacheHit`,
 `KernelLaunch`, `TrimIrGraph`, `fallback::<op>`. Metrics are samples: `CompileTime`,
 `ExecuteTime`, `TransferToDeviceTime`, `TransferFromDeviceTime` (seconds) and
-`TensorsGraphSize` (nodes per executed graph). A metric keeps its total sample count and sum
+`TensorsGraphSize` (nodes per executed graph). `CompileTime` has a sample per compiled graph
+(fusion, code generation) and one per kernel that Numba compiles or loads from its disk cache
+at its first launch; `ExecuteTime` leaves those out. A metric keeps its total sample count and sum
 exactly, and its last `SAMPLE_BUFFER` samples for percentiles. The report reads as torch_xla's:
 
     Metric: ExecuteTime
@@ -52,20 +54,37 @@ def record(name: str, value: float) -> None:
         entry[2].append((time.time(), value))
 
 
-class timed:
-    """`with timed("CompileTime"):` records the block's wall time in seconds."""
+class _Lazy(threading.local):
+    seconds = 0.0          # this thread's lazy compile time so far (see lazy_compile)
 
-    __slots__ = ("name", "start")
+
+_lazy = _Lazy()
+
+
+class timed:
+    """`with timed("ExecuteTime"):` records the block's wall time in seconds, minus the time
+    of lazy compiles inside it (`lazy_compile`), which is CompileTime."""
+
+    __slots__ = ("name", "start", "lazy")
 
     def __init__(self, name: str):
         self.name = name
 
     def __enter__(self):
+        self.lazy = _lazy.seconds
         self.start = time.perf_counter()
         return self
 
     def __exit__(self, *exc):
-        record(self.name, time.perf_counter() - self.start)
+        elapsed = time.perf_counter() - self.start
+        record(self.name, elapsed - (_lazy.seconds - self.lazy))
+
+
+def lazy_compile(seconds: float) -> None:
+    """A backend compiled (or loaded) a kernel at its first launch, inside a step's run: the
+    time is a `CompileTime` sample and is left out of the enclosing `ExecuteTime`."""
+    record("CompileTime", seconds)
+    _lazy.seconds += seconds
 
 
 def counter_names() -> list[str]:

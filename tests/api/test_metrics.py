@@ -141,3 +141,24 @@ def test_the_listed_counters_and_metrics_exist(monkeypatch):
         set(nl.metrics.counter_names())
     assert {"CompileTime", "ExecuteTime", "TransferToDeviceTime", "TransferFromDeviceTime",
             "TensorsGraphSize"} <= set(nl.metrics.metric_names())
+
+
+def test_lazy_compiles_count_as_compile_time_not_execute_time():
+    import time
+    with metrics.timed("ExecuteTime"):
+        time.sleep(0.2)                         # as if Numba compiled for 0.2 s in the block
+        metrics.lazy_compile(0.2)
+    (n, execute, _), (m, compile_, _) = (nl.metrics.metric_data("ExecuteTime"),
+                                         nl.metrics.metric_data("CompileTime"))
+    assert n == m == 1 and compile_ == 0.2 and 0 <= execute < 0.1
+
+
+def test_a_first_kernel_launch_is_a_compile_time_sample():
+    nl.ir_cache.reset()
+    a = nl.asarray(np.arange(3.0))
+    y = nl.cosh(a) * 3.0  # noqa: F841
+    nl.mark_step()                                 # graph compile + the kernel's first launch
+    assert nl.metrics.metric_data("CompileTime")[0] == 2
+    y = nl.cosh(a) * 4.0  # noqa: F841
+    nl.mark_step()                                 # a cache hit: no compile at all
+    assert nl.metrics.metric_data("CompileTime")[0] == 2
