@@ -43,7 +43,8 @@ def render(parts: KernelParts, prelude: str, fastmath=None) -> str:
         args = ["n", "chunks"] + parts.args[1:]
         decorator = DECORATOR.format(parallel=parallel)
         if fastmath:
-            decorator = decorator[:-1] + ", fastmath={" + ", ".join(map(repr, sorted(fastmath))) + "})"
+            flags = ", ".join(map(repr, sorted(fastmath)))
+            decorator = decorator[:-1] + ", fastmath={" + flags + "})"
         out += [decorator, f"def {name}({', '.join(args)}):"]
         out += _indent(body, 1) + [""]
     return "\n".join(out)
