@@ -26,3 +26,5 @@ from .registry import Backend, list_backends, register_backend  # noqa: E402
 
 e, pi, inf, nan = 2.718281828459045, 3.141592653589793, float("inf"), float("nan")
 newaxis = None
+
+config.check_device_type()

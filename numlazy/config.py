@@ -297,6 +297,20 @@ def _changed() -> None:
         fn()
 
 
+def check_device_type() -> None:
+    """NUMLAZY_DEVICE names a registered backend type. Run once numlazy is imported (backends
+    are plugins that import numlazy, so the flag's parser cannot ask for them)."""
+    value = get("device")
+    if value == FLAGS["device"].default:
+        return                       # the built-in default: nothing to discover
+    from .registry import list_backends
+    types = list_backends()
+    if value.partition(":")[0] not in types:
+        raise ValueError(f"{FLAGS['device'].env}={value!r} is not valid: expected a device "
+                         f"string of a registered backend ({', '.join(types)}), such as "
+                         f"cpu or cuda:0")
+
+
 def reset() -> None:
     """Every flag back to its environment value (or default)."""
     with _lock:

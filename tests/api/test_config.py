@@ -157,6 +157,8 @@ def test_values_of_the_right_type_are_taken():
 
 @pytest.mark.parametrize("env, value, message", [
     ("NUMLAZY_DEVICE", "cuda:x", "NUMLAZY_DEVICE='cuda:x' is not valid"),
+    ("NUMLAZY_DEVICE", "tpu", "NUMLAZY_DEVICE='tpu' is not valid: expected a device string "
+                              "of a registered backend (cpu, "),
     ("NUMLAZY_CACHE_DIR", "", "NUMLAZY_CACHE_DIR='' is not valid"),
     ("NUMLAZY_SAVE_GRAPHS_FILE", "/no/such/dir/g.txt", "the directory of '/no/such/dir/g.txt'"),
     ("NUMLAZY_DISK_CACHE", "maybe", "expected 1/0, true/false, yes/no, on/off"),
