@@ -87,7 +87,8 @@ def kernel_precision(backend: str, graph, kernel) -> str:
     """The precision a fused loop kernel (`fusion.LoopKernel` or `RowKernel`) compiles with
     on `backend`: `fast` only when every op kind in it resolves to `fast` (an elementwise op
     that must stay `ieee` keeps its whole kernel strict). Backends outside the tree: ieee."""
-    if backend not in PRECISION_BACKENDS:
+    if backend not in PRECISION_BACKENDS or "fast" not in (
+            _resolved[(backend, "elementwise")], _resolved[(backend, "reduction")]):
         return "ieee"
     kinds = _op_kinds(graph, kernel)
     values = {_resolved[(backend, k)] for k in kinds} or {_resolved[(backend, "elementwise")]}
@@ -101,7 +102,7 @@ def _op_kinds(graph, kernel) -> set:
     for ph in phases:
         if ph.reduce is not None:
             kinds.add("reduction")
-        stop = set(ph.reads)
+        stop = set(ph.reads) | set(getattr(kernel, "reads", ()))
         todo = list(ph.stores) + [ph.space]
         seen = set()
         while todo:
