@@ -8,6 +8,8 @@ with idle threads, and with more elements than threads and more rows than blocks
 """
 from __future__ import annotations
 
+import ast
+
 import numpy as np
 import pytest
 
@@ -147,3 +149,50 @@ def test_argmax_of_rows_that_never_beat_the_init(device):
         assert_like_numpy(nl.argmax(on(device, host), axis=1), np.zeros(3, np.int64))
         assert_like_numpy(nl.argmax(on(device, host)), np.int64(0))
     assert_like_numpy(nl.argmin(on(device, highs), axis=1), np.zeros(3, np.int64))
+
+
+def _barrier_parents(tree):
+    """For each `cuda.syncthreads()` call in `tree`, the statements that enclose it."""
+    found = []
+
+    def visit(node, parents):
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "cuda.syncthreads":
+            found.append(parents)
+        for child in ast.iter_child_nodes(node):
+            visit(child, parents + [node] if isinstance(node, ast.stmt) else parents)
+    visit(tree, [])
+    return found
+
+
+@pytest.mark.parametrize("simulator", [False, True])
+def test_cuda_row_kernel_barriers_are_reached_by_every_thread(simulator):
+    """In the generated `block` kernels no barrier sits under a branch or a loop whose trip
+    count differs between the threads of a block: only under the loop over the block's rows
+    and the reduction tree's loop over halving strides. (On a GPU a barrier some threads skip
+    is undefined behaviour; the simulator does not always notice.)"""
+    render = pytest.importorskip("numlazy_cuda.render")
+    from numlazy.codegen import RowParts
+    from numlazy.fusion import RowKernel, partition
+    from numlazy.ir import Graph
+
+    m = nl.asarray(np.ones((2, 3, 4), "float32"), device="numpy")
+    _, out = softmax(m)
+    every = [nl.argmax(m, axis=-1), nl.any(m > 0, axis=-1), m - nl.min(m, axis=-1, keepdims=True),
+             nl.max(m, axis=-1) - nl.min(m, axis=-1)]
+    _, rank3 = softmax(m, axis=(1, 2))
+    for arrays in ([out], every, [rank3]):
+        graph = Graph([a._node for a in arrays])
+        kernels = [k for k in partition(graph, lambda op: True, True).kernels
+                   if isinstance(k, RowKernel)]
+        assert kernels
+        for kernel in kernels:
+            source = render.render(RowParts(graph, kernel), simulator)
+            block = next(f for f in ast.parse(source).body
+                         if isinstance(f, ast.FunctionDef) and f.name == "block")
+            barriers = _barrier_parents(block)
+            assert len(barriers) >= len(kernel.phases)
+            for parents in barriers:
+                for p in parents[1:]:
+                    uniform = (isinstance(p, ast.For) and ast.unparse(p.target) == "g") or \
+                        (isinstance(p, ast.While) and ast.unparse(p.test) == "s > 0")
+                    assert uniform or isinstance(p, ast.Expr), ast.unparse(p)[:200]
