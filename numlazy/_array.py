@@ -140,6 +140,17 @@ class Array:
     def __getitem__(self, key):
         return api.getitem(self, key)
 
+    def __setitem__(self, key, value):
+        api.setitem(self, key, value)
+
+    # -- NumPy protocols: np.sin(x), np.sum(x) stay lazy where numlazy has the op ----------
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return api.array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return api.array_function(func, args, kwargs)
+
 
 def _binary(name, reflected=False):
     def method(self, other):

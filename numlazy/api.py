@@ -972,7 +972,168 @@ def unique_values(x, /) -> Array:
     return asarray(np.unique_values(_read("unique_values", x).reshape(-1)), device=x.device)
 
 
+# --- functional updates and NumPy interop --------------------------------------------------
+
+def _basic_entries(x: Array, key) -> list:
+    """`getitem`'s normalized entries of a basic index (ints, slices, None, ...)."""
+    key = key if isinstance(key, tuple) else (key,)
+    n_ellipsis = builtins.sum(k is Ellipsis for k in key)
+    if n_ellipsis > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    consumed = builtins.sum(k is not None and k is not Ellipsis for k in key)
+    if consumed > x.ndim:
+        raise IndexError(f"too many indices for array: array is {x.ndim}-dimensional, but "
+                         f"{consumed} were indexed")
+    if n_ellipsis == 0:
+        key = key + (Ellipsis,)
+    entries, d = [], 0
+    for k in key:
+        if k is Ellipsis:
+            entries += [("f",)] * (x.ndim - consumed)
+            d += x.ndim - consumed
+        elif k is None:
+            entries.append(("n",))
+        elif isinstance(k, slice):
+            start, stop, step = k.indices(x.shape[d])
+            length = len(range(start, stop, step))
+            full_dim = start == 0 and step == 1 and length == x.shape[d]
+            entries.append(("f",) if full_dim else ("s", start if length else 0, step, length))
+            d += 1
+        elif isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+            n = x.shape[d]
+            if not -n <= k < n:
+                raise IndexError(f"index {k} is out of bounds for axis {d} with size {n}")
+            entries.append(("i", int(k) % n))
+            d += 1
+        else:
+            raise IndexError(f"only integers, slices (`:`), ellipsis (`...`), None and a "
+                             f"boolean array of the array's shape are valid indices, got "
+                             f"{_describe(k)}")
+    return entries
+
+
+def _update_value(x: Array, value, shape) -> Array:
+    """`value` as an array of x's dtype broadcast to `shape`; the standard's promotion must
+    not change x's dtype (an int array takes no floats)."""
+    if type(value) in _SCALARS:
+        dt.check_scalar_fits(value, x.dtype, "setitem")
+        if dt.result_type(x.dtype, type(value)) != x.dtype:
+            raise TypeError(f"setitem: cannot assign Python {type(value).__name__} {value!r} to "
+                            f"an array of dtype {x.dtype}")
+        return full(shape, value, dtype=x.dtype, device=x.device)
+    (value,), _ = _operands("setitem", (value,))
+    if value.device != x.device:
+        raise ValueError(f"setitem: the value is on {value.device}, the array on {x.device}")
+    if dt.result_type(x.dtype, value.dtype) != x.dtype:
+        raise TypeError(f"setitem: cannot assign values of dtype {value.dtype} to an array of "
+                        f"dtype {x.dtype} (it would promote to "
+                        f"{dt.result_type(x.dtype, value.dtype)})")
+    try:
+        return broadcast_to(astype(value, x.dtype, copy=False), shape)
+    except ValueError:
+        raise ValueError(f"setitem: value of shape {value.shape} cannot be broadcast to the "
+                         f"indexed shape {shape}") from None
+
+
+def setitem(x: Array, key, value) -> None:
+    """`x[key] = value` as a functional update: x now names a new node (x with the indexed
+    elements replaced) and nothing runs until a step. Views taken of x before keep the old
+    values. Keys: basic indices (ints, slices, None, ...) or a boolean array of x's shape
+    (then `value` must be a scalar or 0-d)."""
+    if isinstance(key, (Array, np.ndarray)) and np.dtype(key.dtype) == dt.bool_:
+        (mask,), _ = _operands("setitem", (key,))
+        if mask.shape != x.shape:
+            raise IndexError(f"setitem: a boolean index must have the array's shape "
+                             f"{x.shape}, got {mask.shape}")
+        if not (type(value) in _SCALARS or getattr(value, "ndim", None) == 0):
+            raise ValueError("setitem: with a boolean index the value must be a scalar or a "
+                             "0-d array (the number of selected elements depends on values)")
+        x._set_node(where(mask, _update_value(x, value, ()), x)._node)
+        return
+    entries = _basic_entries(x, key)
+    view_shape = _index_view("setitem", x, entries).shape
+    new = _update_value(x, value, view_shape)
+    kinds = tuple(e[0] for e in entries)
+    rt = tuple(np.int64(v) for e in entries for v in e[1:])
+    x._set_node(ir.make("setitem", (x._node, new._node), (kinds,), rt, x.shape, x.dtype,
+                        x.device))
+
+
+# NumPy names of the op table's elementwise ufuncs, and NumPy functions numlazy spells
+# otherwise; `np.<name>(x)` of a numlazy array records the numlazy op.
+_UFUNC_NAMES = {op.ufunc: name for name, op in ops.TABLE.items()
+                if op.kind == ops.ELEMENTWISE and op.ufunc is not None}
+_UFUNC_NAMES.update({np.matmul: "matmul", np.vecdot: "vecdot"})     # generalized ufuncs
+_FUNCTION_NAMES = {"concatenate": "concat", "transpose": "permute_dims", "power": "pow",
+                   "absolute": "abs", "around": "round"}
+_METADATA = ("shape", "ndim", "size")       # np.shape(x) needs no values
+
+
+def _to_numpy(obj):
+    if isinstance(obj, Array):
+        return np.asarray(obj)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_numpy(o) for o in obj)
+    return obj
+
+
+def _from_numpy(obj, device):
+    if isinstance(obj, np.ndarray):
+        return asarray(obj, device=device)
+    if isinstance(obj, tuple):
+        return tuple(_from_numpy(o, device) for o in obj)
+    return obj
+
+
+def _numpy_fallback(name: str, fn, args, kwargs, device):
+    """NumPy's own function on the arrays' values (a step boundary), results back on the
+    device; counted as `fallback::np.<name>`."""
+    from . import metrics
+    metrics.increment(f"fallback::np.{name}")
+    return _from_numpy(fn(*_to_numpy(args), **{k: _to_numpy(v) for k, v in kwargs.items()}),
+                       device)
+
+
+def _device_of(args):
+    for a in args:
+        if isinstance(a, Array):
+            return a.device
+        if isinstance(a, (list, tuple)):
+            d = _device_of(a)
+            if d is not None:
+                return d
+    return None
+
+
+def array_ufunc(ufunc, method, inputs, kwargs):
+    """`Array.__array_ufunc__`: a plain call of a ufunc in the op table records the op;
+    anything else (reduce/accumulate, `out=`, `where=`...) runs in NumPy, counted."""
+    name = _UFUNC_NAMES.get(ufunc)
+    if method == "__call__" and name is not None and (not kwargs or name == "vecdot"):
+        return globals()[name](*inputs, **kwargs)
+    fn = ufunc if method == "__call__" else getattr(ufunc, method)
+    return _numpy_fallback(f"{ufunc.__name__}.{method}" if method != "__call__" else
+                           ufunc.__name__, fn, inputs, kwargs, _device_of(inputs))
+
+
+def array_function(func, args, kwargs):
+    """`Array.__array_function__`: `np.sum(x)`, `np.reshape(x, s)`, `np.concatenate(...)`
+    record the numlazy function of that name where it takes the same arguments; otherwise
+    NumPy runs on the values, counted as `fallback::np.<name>`."""
+    name = _FUNCTION_NAMES.get(func.__name__, func.__name__)
+    if name in _METADATA and len(args) == 1 and not kwargs and isinstance(args[0], Array):
+        return getattr(args[0], name)
+    fn = globals().get(name)
+    if fn is not None and name in __all__:
+        try:
+            return fn(*args, **kwargs)
+        except TypeError:          # NumPy-only arguments (`out=`, `ddof=`...): NumPy runs it
+            pass
+    return _numpy_fallback(func.__name__, func, args, kwargs, _device_of(args))
+
+
 __all__ = sorted(
     [name for name, value in globals().items()
      if callable(value) and not name.startswith("_")
-     and getattr(value, "__module__", None) == __name__ and name != "getitem"])
+     and getattr(value, "__module__", None) == __name__
+     and name not in ("getitem", "setitem", "array_ufunc", "array_function")])

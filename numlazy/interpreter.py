@@ -33,7 +33,7 @@ def evaluate(node: Node, args: list) -> np.ndarray:
         elif op.kind == ops.CREATION:
             out = _create(node)
         elif op.kind == ops.HOST:
-            out = op.ref(*args, *node.attrs)
+            out = op.ref(*args, *node.attrs, *node.rt)
         else:
             out = op.ref(*args)
     return np.asarray(out).astype(node.dtype, copy=False)

@@ -332,6 +332,9 @@ _add(Op("concat", HOST, -1, lambda *a: np.concatenate(a[:-1], axis=a[-1]),
         doc="Arrays joined along an existing axis (attrs: axis)."))
 _add(Op("cumulative_sum", HOST, 1, lambda x, axis, initial: _cumulative_sum(x, axis, initial),
         doc="Running sums along an axis (attrs: axis, include_initial)."))
+_add(Op("setitem", HOST, 2, lambda x, value, kinds, *rt: _setitem(x, value, kinds, rt),
+        doc="x with a basic-indexed region replaced by value (attrs: index kinds; rt: "
+            "starts, steps, lengths, indices)."))
 _add(Op("sort", HOST, 1,
         lambda x, axis, descending: np.flip(np.sort(np.flip(x, axis), axis, kind="stable"), axis)
         if descending else np.sort(x, axis, kind="stable"),
@@ -356,4 +359,24 @@ def _cumulative_sum(x, axis, include_initial):
         shape = list(out.shape)
         shape[axis] = 1
         out = np.concatenate([np.zeros(shape, out.dtype), out], axis=axis)
+    return out
+
+
+def _setitem(x, value, kinds, rt):
+    index, r = [], 0
+    for kind in kinds:
+        if kind == "f":
+            index.append(slice(None))
+        elif kind == "s":
+            start, step, length = (int(v) for v in rt[r:r + 3])
+            stop = start + step * length
+            index.append(slice(start, stop if stop >= 0 else None, step))
+            r += 3
+        elif kind == "i":
+            index.append(int(rt[r]))
+            r += 1
+        else:
+            index.append(None)
+    out = np.array(x, copy=True)
+    out[tuple(index)] = value
     return out

@@ -279,3 +279,95 @@ def test_dtype_function_errors():
         nl.isdtype(nl.float32, "floats")
     with pytest.raises(ValueError, match="result_type: at least one"):
         nl.result_type()
+
+
+# --- __setitem__: a functional update recorded in the graph ---------------------------------
+
+SET_KEYS = [(1,), (slice(None), 2), (slice(1, None, 2), slice(None, None, -2)), (Ellipsis, -1),
+            (0, slice(1, 3)), (None, 1)]
+
+
+@pytest.mark.parametrize("key", SET_KEYS, ids=repr)
+def test_setitem(device, key):
+    x = _arr((3, 4))
+    expected = x.copy()
+    value = np.asarray(expected[key]) * 0 - 9.5 + np.arange(np.asarray(expected[key]).size) \
+        .reshape(np.shape(expected[key]))
+    expected[key] = value
+    a = on(device, x)
+    a[key] = on(device, value)
+    assert_like_numpy(a, expected)
+    b = on(device, x) * 1                 # pending array, scalar value, then more ops
+    b[key] = 2
+    expected2 = x * 1
+    expected2[key] = 2
+    assert_like_numpy(b + 1, expected2 + 1)
+
+
+def test_setitem_broadcast_mask_and_old_views(device):
+    x = _arr((3, 4))
+    a = on(device, x)
+    row = a[0]                            # taken before the update: keeps the old values
+    a[:, 1:3] = on(device, np.array([7.0, 8.0]))
+    a[a > 5] = -1.0
+    expected = x.copy()
+    expected[:, 1:3] = [7.0, 8.0]
+    expected[expected > 5] = -1.0
+    assert_like_numpy(a, expected)
+    assert_like_numpy(row, x[0])
+    i = on(device, np.arange(6, dtype=np.int32))
+    i[i % 2 == 0] = 0
+    assert_like_numpy(i, np.where(np.arange(6) % 2 == 0, 0, np.arange(6)).astype(np.int32))
+
+
+def test_setitem_errors(device):
+    a = on(device, _arr((3, 4)))
+    with pytest.raises(IndexError, match="index 3 is out of bounds"):
+        a[3] = 1.0
+    with pytest.raises(ValueError, match="setitem: value of shape"):
+        a[0] = on(device, _arr((3,)))
+    ints = on(device, np.arange(4, dtype=np.int8))
+    with pytest.raises(TypeError, match="setitem: cannot assign Python float"):
+        ints[0] = 1.5
+    with pytest.raises(OverflowError, match="setitem"):
+        ints[0] = 300
+    with pytest.raises(TypeError, match="setitem: cannot assign values of dtype float64"):
+        ints[:2] = on(device, np.ones(2))
+    with pytest.raises(ValueError, match="boolean index the value must be a scalar"):
+        a[a > 0] = on(device, _arr((3, 4)))
+    with pytest.raises(IndexError, match="boolean index must have the array's shape"):
+        a[on(device, np.ones(4, bool))] = 1.0
+
+
+# --- NumPy interop: __array_ufunc__ and __array_function__ ----------------------------------
+
+def test_numpy_functions_stay_lazy(device):
+    x = _arr((3, 4))
+    a = on(device, x)
+    before = {n: nl.metrics.counter_value(n) for n in nl.metrics.counter_names()}
+    results = [np.sin(a), np.add(x, a), x * a, np.maximum(a, 1), np.sum(a, axis=0),
+               np.mean(a), np.reshape(a, (4, 3)), np.concatenate([a, a]), np.where(a > 0, a, 0),
+               x[:, :3] @ a[:3], np.argmax(a, axis=1), np.vecdot(a, a)]
+    expected = [np.sin(x), x + x, x * x, np.maximum(x, 1), np.sum(x, axis=0), np.mean(x),
+                np.reshape(x, (4, 3)), np.concatenate([x, x]), np.where(x > 0, x, 0),
+                x[:, :3] @ x[:3], np.argmax(x, axis=1), np.vecdot(x, x)]
+    assert np.shape(a) == (3, 4) and np.ndim(a) == 2
+    for r in results:
+        assert isinstance(r, nl.Array), type(r)
+    fallbacks = [n for n in nl.metrics.counter_names()
+                 if n.startswith("fallback::np.") and nl.metrics.counter_value(n) != before.get(n)]
+    assert not fallbacks, f"recorded through NumPy instead: {fallbacks}"
+    for r, e in zip(results, expected):
+        assert_like_numpy(r, e, rtol=1e-12, atol=1e-12)
+
+
+def test_numpy_functions_without_a_numlazy_op_materialize_and_count(device):
+    x = _arr((3, 4))
+    a = on(device, x)
+    before = nl.metrics.counter_value("fallback::np.var") or 0
+    assert np.var(a, ddof=1) == pytest.approx(np.var(x, ddof=1))
+    assert nl.metrics.counter_value("fallback::np.var") == before + 1
+    cum = np.add.accumulate(a, axis=1)
+    assert_like_numpy(cum, np.add.accumulate(x, axis=1))
+    assert nl.metrics.counter_value("fallback::np.add.accumulate") >= 1
+    assert np.allclose(a, x)

@@ -89,6 +89,7 @@ COVERED = {
     "concat": "test_namespace.py::test_concat", "sort": "test_namespace.py::test_sort_argsort",
     "argsort": "test_namespace.py::test_sort_argsort",
     "cumulative_sum": "test_namespace.py::test_cumulative_sum",
+    "setitem": "test_namespace.py::test_setitem",
 }
 
 
