@@ -394,38 +394,7 @@ def getitem(x: Array, key) -> Array:
     if builtins.any(isinstance(k, (Array, np.ndarray, list)) for k in key):
         raise IndexError("integer-array and boolean indexing are not supported yet; "
                          "accepted: integers, slices, None and ...")
-    n_ellipsis = builtins.sum(k is Ellipsis for k in key)
-    if n_ellipsis > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
-    consumed = builtins.sum(k is not None and k is not Ellipsis for k in key)
-    if consumed > x.ndim:
-        raise IndexError(f"too many indices for array: array is {x.ndim}-dimensional, but "
-                         f"{consumed} were indexed")
-    if n_ellipsis == 0:
-        key = key + (Ellipsis,)
-    entries, d = [], 0
-    for k in key:
-        if k is Ellipsis:
-            entries += [("f",)] * (x.ndim - consumed)
-            d += x.ndim - consumed
-        elif k is None:
-            entries.append(("n",))
-        elif isinstance(k, slice):
-            start, stop, step = k.indices(x.shape[d])
-            length = len(range(start, stop, step))
-            full = start == 0 and step == 1 and length == x.shape[d]
-            entries.append(("f",) if full else ("s", start if length else 0, step, length))
-            d += 1
-        elif isinstance(k, (int, np.integer)) and not isinstance(k, bool):
-            n = x.shape[d]
-            if not -n <= k < n:
-                raise IndexError(f"index {k} is out of bounds for axis {d} with size {n}")
-            entries.append(("i", int(k) % n))
-            d += 1
-        else:
-            raise IndexError(f"only integers, slices (`:`), ellipsis (`...`) and None are "
-                             f"valid indices, got {_describe(k)}")
-    return _index_view("getitem", x, entries)
+    return _index_view("getitem", x, _basic_entries(x, key))
 
 
 # --- creation ------------------------------------------------------------------------------
@@ -974,8 +943,10 @@ def unique_values(x, /) -> Array:
 
 # --- functional updates and NumPy interop --------------------------------------------------
 
-def _basic_entries(x: Array, key) -> list:
-    """`getitem`'s normalized entries of a basic index (ints, slices, None, ...)."""
+def _basic_entries(x: Array, key, accepted="integers, slices (`:`), ellipsis (`...`) and "
+                   "None") -> list:
+    """Entries of a basic index for `_index_view`: ('f',) a full dim, ('s', start, step,
+    length), ('i', index), ('n',) a new axis. IndexError naming the `accepted` keys."""
     key = key if isinstance(key, tuple) else (key,)
     n_ellipsis = builtins.sum(k is Ellipsis for k in key)
     if n_ellipsis > 1:
@@ -996,8 +967,8 @@ def _basic_entries(x: Array, key) -> list:
         elif isinstance(k, slice):
             start, stop, step = k.indices(x.shape[d])
             length = len(range(start, stop, step))
-            full_dim = start == 0 and step == 1 and length == x.shape[d]
-            entries.append(("f",) if full_dim else ("s", start if length else 0, step, length))
+            full = start == 0 and step == 1 and length == x.shape[d]
+            entries.append(("f",) if full else ("s", start if length else 0, step, length))
             d += 1
         elif isinstance(k, (int, np.integer)) and not isinstance(k, bool):
             n = x.shape[d]
@@ -1006,9 +977,7 @@ def _basic_entries(x: Array, key) -> list:
             entries.append(("i", int(k) % n))
             d += 1
         else:
-            raise IndexError(f"only integers, slices (`:`), ellipsis (`...`), None and a "
-                             f"boolean array of the array's shape are valid indices, got "
-                             f"{_describe(k)}")
+            raise IndexError(f"only {accepted} are valid indices, got {_describe(k)}")
     return entries
 
 
@@ -1050,7 +1019,8 @@ def setitem(x: Array, key, value) -> None:
                              "0-d array (the number of selected elements depends on values)")
         x._set_node(where(mask, _update_value(x, value, ()), x)._node)
         return
-    entries = _basic_entries(x, key)
+    entries = _basic_entries(x, key, "integers, slices (`:`), ellipsis (`...`), None and a "
+                                     "boolean array of the array's shape")
     view_shape = _index_view("setitem", x, entries).shape
     new = _update_value(x, value, view_shape)
     kinds = tuple(e[0] for e in entries)
