@@ -79,21 +79,24 @@ class CompiledFunction:
                   for i, a in inputs.items()}
         nodes = {i: t._node for i, t in traced.items()}
         args, kwargs = _unflatten(treedef, [traced.get(i, x) for i, x in enumerate(leaves)])
-        watermark = executor.new_uid()
-        executor._trace.active = True
-        try:
-            out = self.fn(*args, **kwargs)
-        except TraceError as exc:
-            raise TraceError(f"nl.compile({name}): {exc}") from None
-        finally:
-            executor._trace.active = False
-            for uid in [u for u in list(executor._live) if u > watermark]:
-                executor._live.pop(uid, None)      # the trace's arrays are not step work
-        changed = [i for i, t in traced.items() if t._node is not nodes[i]]
-        if changed:
-            raise TraceError(f"nl.compile({name}): the function updates argument leaf "
-                             f"{changed[0]} in place (x += ...); return the new value instead")
-        replay = _Replay(name, out, nodes)        # may refuse the trace
+        # No step runs while tracing: another thread's mark_step would compute the trace's
+        # arrays, and a computed output would be replayed as a constant.
+        with executor._lock:
+            watermark = executor.new_uid()
+            executor._trace.active = True
+            try:
+                out = self.fn(*args, **kwargs)
+            except TraceError as exc:
+                raise TraceError(f"nl.compile({name}): {exc}") from None
+            finally:
+                executor._trace.active = False
+                for uid in [u for u in list(executor._live) if u > watermark]:
+                    executor._live.pop(uid, None)      # the trace's arrays are not step work
+            changed = [i for i, t in traced.items() if t._node is not nodes[i]]
+            if changed:
+                raise TraceError(f"nl.compile({name}): the function updates argument leaf "
+                                 f"{changed[0]} in place (x += ...); return the new value instead")
+            replay = _Replay(name, out, nodes)        # may refuse the trace
         self.traces += 1
         return replay
 

@@ -179,7 +179,7 @@ def step(device=""):
     try:
         yield
     except BaseException:
-        for uid in [u for u in _live if u > first_uid]:
+        for uid in [u for u in list(_live) if u > first_uid]:   # a copy: threads record
             _live.pop(uid, None)
         raise
     mark_step(device)

@@ -159,3 +159,30 @@ def test_self_containing_arguments_raise():
     loop.append(loop)
     with pytest.raises(ValueError, match="nested more than"):
         nl.compile(lambda xs: xs[0])(loop)
+
+
+def test_a_step_on_another_thread_does_not_freeze_a_trace():
+    import threading
+    import time
+    started, stepped = threading.Event(), threading.Event()
+    warm = nl.asarray(np.ones(2)) * 2.0         # the other thread's step is a fast cache hit
+    nl.mark_step()
+    del warm
+
+    def fn(x):
+        y = x * 2.0
+        started.set()
+        time.sleep(0.3)                 # another thread tries to step meanwhile
+        return y
+
+    def other():
+        started.wait(10)
+        nl.mark_step()                  # would compute (and freeze) the trace's y
+        stepped.set()
+    t = threading.Thread(target=other)
+    t.start()
+    f = nl.compile(fn)
+    assert f(nl.asarray(np.ones(2))).tolist() == [2.0, 2.0]
+    t.join(10)
+    assert stepped.is_set()
+    assert f(nl.asarray(np.full(2, 5.0))).tolist() == [10.0, 10.0] and f.traces == 1

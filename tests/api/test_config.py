@@ -105,6 +105,7 @@ def test_no_trimming_below_the_limit():
 
 
 def test_ir_cache_dump_and_reset(tmp_path):
+    nl.ir_cache.reset()                  # whatever earlier tests cached
     a = nl.asarray(np.ones(3))
     y = nl.exp(a) + 1  # noqa: F841
     nl.mark_step()

@@ -219,3 +219,31 @@ def test_step_drops_the_blocks_pending_work_on_an_exception_only():
     with nl.step("numpy"):
         z = nl.asarray(np.ones(2), device="numpy") + 1
     assert z._node.realized
+
+
+def test_failing_step_blocks_while_other_threads_record():
+    stop, errors = threading.Event(), []
+    a = nl.asarray(np.ones(2))
+
+    def record():
+        keep = []
+        while not stop.is_set():
+            keep.append(a + 1.0)
+            if len(keep) > 200:
+                keep.clear()
+    t = threading.Thread(target=record)
+    t.start()
+    try:
+        for _ in range(300):
+            try:
+                with nl.step():
+                    _ = [a * 2.0 for _ in range(20)]
+                    raise KeyError
+            except KeyError:
+                pass
+            except RuntimeError as exc:          # "dictionary changed size during iteration"
+                errors.append(exc)
+    finally:
+        stop.set()
+        t.join()
+    assert not errors, errors[0]
