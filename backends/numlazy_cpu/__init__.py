@@ -54,10 +54,21 @@ class CpuBackend(Backend):
         np.matmul(*inputs, out=out)
 
 
-# Vocabulary names bound to Numba's Python-operator lowering rather than NumPy's scalar
-# functions: on floats Numba's `//` and `%` follow NumPy's divmod rules (inf // 1 is NaN,
-# -0.0 % -1 is -0.0), its np.floor_divide and np.remainder do not.
+# Vocabulary names whose Numba np.* versions differ from NumPy's loops: on floats Numba's `//`
+# and `%` follow NumPy's divmod rules (inf // 1 is NaN, -0.0 % -1 is -0.0), its
+# np.floor_divide and np.remainder do not; its np.maximum/minimum return x on ties (0.0 and
+# -0.0), NumPy's return y.
 CPU_MATH = '''
+
+@njit(inline="always")
+def maximum(x, y):
+    return x if x > y or x != x else y
+
+
+@njit(inline="always")
+def minimum(x, y):
+    return x if x < y or x != x else y
+
 
 @njit(inline="always")
 def floor_divide(x, y):

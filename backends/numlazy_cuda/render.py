@@ -68,14 +68,14 @@ def power(x, y):
 
 @cuda.jit(device=True, inline="always")
 def maximum(x, y):
-    if x >= y or x != x:
+    if x > y or x != x:             # NumPy: ties (0.0 and -0.0) give y
         return x
     return y
 
 
 @cuda.jit(device=True, inline="always")
 def minimum(x, y):
-    if x <= y or x != x:
+    if x < y or x != x:
         return x
     return y
 

@@ -297,7 +297,7 @@ def test_signed_zeros_binary(device):
     a = np.array([0.0, -0.0, -0.0, 1.0, -1.0, -0.0])
     b = np.array([-0.0, -0.0, 0.0, -0.0, 0.0, 2.0])
     A, B = on(device, a), on(device, b)
-    for name in ("add", "subtract", "multiply", "copysign", "divide"):
+    for name in ("add", "subtract", "multiply", "copysign", "divide", "maximum", "minimum"):
         expected = ufunc_reference(ops.TABLE[name].ufunc, a, b)
         assert_like_numpy(getattr(nl, name)(A, B), expected, signed_zeros=True,
                           err=f"{name}: ")
