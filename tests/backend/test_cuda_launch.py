@@ -9,6 +9,7 @@ import pytest
 
 import numlazy as nl
 
+pytest.importorskip("numba_cuda", reason="numba-cuda is not installed")
 launch = pytest.importorskip("numlazy_cuda.launch")
 types = pytest.importorskip("numba.cuda.types")
 
