@@ -668,7 +668,7 @@ def _arrays(name: str, arrays) -> tuple[list, Device]:
 
 def concat(arrays, /, *, axis=0) -> Array:
     """Arrays joined along `axis` (None: flattened first); dtypes promote as in arithmetic.
-    Runs on the interpreter for now (counted as `fallback::concat`)."""
+    A gather: fused kernels read each element from its source (offsets are runtime values)."""
     arrays, device = _arrays("concat", arrays)
     if axis is None:
         arrays, axis = [reshape(a, (-1,)) for a in arrays], 0
@@ -686,9 +686,12 @@ def concat(arrays, /, *, axis=0) -> Array:
     if len(arrays) == 1:
         return astype(arrays[0], dtype)
     shape = list(arrays[0].shape)
-    shape[ax] = builtins.sum(a.shape[ax] for a in arrays)
-    return Array(ir.make("concat", tuple(a._node for a in arrays), (ax,), (), tuple(shape),
-                         dtype, device))
+    offsets = [0]
+    for a in arrays[:-1]:
+        offsets.append(offsets[-1] + a.shape[ax])
+    shape[ax] = offsets[-1] + arrays[-1].shape[ax]
+    return Array(ir.make("concat", tuple(a._node for a in arrays), (ax,),
+                         tuple(np.int64(o) for o in offsets), tuple(shape), dtype, device))
 
 
 def stack(arrays, /, *, axis=0) -> Array:
@@ -703,7 +706,7 @@ def stack(arrays, /, *, axis=0) -> Array:
 
 def roll(x, /, shift, *, axis=None) -> Array:
     """Elements shifted along `axis` (None: the flattened array), wrapping around: the two
-    slices of each axis joined in the other order."""
+    slices of each axis joined in the other order (one fused read of x)."""
     (x,), _ = _operands("roll", (x,))
     if axis is None:
         if not isinstance(shift, (int, np.integer)):

@@ -80,6 +80,13 @@ class KernelParts:
             return self.value(srcs[0], tuple(op.index_map(node.attrs, idx, self.rt_names.get(p))))
         if op.kind == ops.CREATION:
             return self._assign(cast(node.dtype, op.value(idx, self.rt_names[p])))
+        if op.kind == ops.GATHER:          # read only the chosen source (they are buffers)
+            rt, expr = self.rt_names[p], None
+            for k in reversed(range(len(srcs))):
+                v = self.value(srcs[k], tuple(op.source_index(node.attrs, idx, rt, k)))
+                expr = v if expr is None else \
+                    f"({v} if {op.select(node.attrs, idx, rt, k)} else {expr})"
+            return expr
         loop = node.attrs[0]
         args = []
         for s, want in zip(srcs, loop):

@@ -110,7 +110,9 @@ def _materialized(graph: Graph, host: set) -> set:
     nodes = graph.nodes
     out = set(graph.outputs) | host
     out |= {p for p, n in enumerate(nodes) if not n.is_leaf and ops.TABLE[n.op].kind == ops.REDUCE}
-    for p in host:
+    gathers = {p for p, n in enumerate(nodes)
+               if not n.is_leaf and ops.TABLE[n.op].kind == ops.GATHER}
+    for p in host | gathers:       # gathers read their sources only where chosen: buffers
         for s in nodes[p].srcs:
             base, _ = _view_chain(graph, graph.pos[id(s)])
             if not nodes[base].is_leaf:
@@ -167,6 +169,11 @@ def walk(graph: Graph, kernel: LoopKernel, materialized: set):
         if node.rt:
             rts.add(p)
         op = ops.TABLE[node.op]
+        if op.kind == ops.GATHER:
+            stack.extend((graph.pos[id(s)], tuple(op.source_index(node.attrs, idx,
+                                                                  rt_names(p, node), k)))
+                         for k, s in enumerate(node.srcs))
+            continue
         if op.kind == ops.VIEW:
             idx = tuple(op.index_map(node.attrs, idx, rt_names(p, node)))
         stack.extend((graph.pos[id(s)], idx) for s in node.srcs)

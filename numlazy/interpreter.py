@@ -32,6 +32,8 @@ def evaluate(node: Node, args: list) -> np.ndarray:
             out = apply_view(node, args[0])
         elif op.kind == ops.CREATION:
             out = _create(node)
+        elif op.kind == ops.GATHER:
+            out = op.ref(*args, *node.attrs)
         elif op.kind == ops.HOST:
             out = op.ref(*args, *node.attrs, *node.rt)
         else:

@@ -20,8 +20,8 @@ import numpy as np
 
 from . import dtypes as dt
 
-ELEMENTWISE, REDUCE, VIEW, OPAQUE, CREATION, HOST = (
-    "elementwise", "reduce", "view", "opaque", "creation", "host")
+ELEMENTWISE, REDUCE, VIEW, GATHER, OPAQUE, CREATION, HOST = (
+    "elementwise", "reduce", "view", "gather", "opaque", "creation", "host")
 
 
 @dataclass(frozen=True, eq=False)
@@ -299,6 +299,31 @@ for _name, _map in (("broadcast", _broadcast_map), ("permute", _permute_map),
     _add(ViewOp(_name, VIEW, 1, None, index_map=_map, doc=f"View `{_name}` (an index map)."))
 
 
+# --- gathers: an element read from one of several sources, chosen by its index -------------
+# `source_index(attrs, idx, rt, k)`: source k's index at output index `idx`; `select(attrs,
+# idx, rt, k)`: the condition under which the element comes from source k (the last source
+# takes the rest). Generated code reads only the chosen source (a conditional expression),
+# so fusion gives every source a buffer (`fusion._materialized`), never an inlined value
+# computed at an index outside its shape.
+
+@dataclass(frozen=True, eq=False)
+class GatherOp(Op):
+    source_index: Callable = None
+    select: Callable = None
+
+
+def _concat_index(attrs, idx, rt, k):
+    axis = attrs[0]             # rt: the offset of each source along the axis
+    return idx[:axis] + (f"({idx[axis]} - {rt[k]})",) + idx[axis + 1:]
+
+
+_add(GatherOp("concat", GATHER, -1, lambda *a: np.concatenate(a[:-1], axis=a[-1]),
+              source_index=_concat_index,
+              select=lambda attrs, idx, rt, k: f"{idx[attrs[0]]} < {rt[k + 1]}",
+              doc="Arrays of one dtype joined along an existing axis (attrs: axis; rt: the "
+                  "sources' offsets along it)."))
+
+
 # --- creation: values computed from the element's own index --------------------------------
 
 @dataclass(frozen=True, eq=False)
@@ -328,8 +353,6 @@ _add(Op("matmul", OPAQUE, 2, np.matmul, doc="Matrix product (BLAS on the CPU).")
 # --- host: ops no backend lowers yet; the interpreter runs them (counted `fallback::<op>`) ----
 # `ref(*inputs, *attrs)`; the public function in api.py checks arguments and finds the shape.
 
-_add(Op("concat", HOST, -1, lambda *a: np.concatenate(a[:-1], axis=a[-1]),
-        doc="Arrays joined along an existing axis (attrs: axis)."))
 _add(Op("cumulative_sum", HOST, 1, lambda x, axis, initial: _cumulative_sum(x, axis, initial),
         doc="Running sums along an axis (attrs: axis, include_initial)."))
 _add(Op("setitem", HOST, 2, lambda x, value, kinds, *rt: _setitem(x, value, kinds, rt),

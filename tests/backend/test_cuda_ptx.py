@@ -60,6 +60,9 @@ SCRIPT = textwrap.dedent('''
     check("views", nl.permute_dims(x * 2, (2, 1, 0))[::-1, 1:3] + 1, x + v, nl.flip(x, axis=1) * x,
           nl.reshape(x, (12, 5))[::2] - 1, nl.arange(10) * 2.0, nl.linspace(0, 1, 7),
           nl.eye(4, 5, k=1), nl.full((2, 3), 7, dtype="int16"), x[1] * 3)
+    # Gathers: concat, roll and stack read the chosen source in a conditional expression.
+    check("gathers", nl.concat([x, x[:, ::2] * 2], axis=1) + 1, nl.roll(x, 2, axis=2),
+          nl.stack([v, v + 1]), nl.concat([on(np.ones(3), "int8"), on(np.ones(2), "int8")]))
 
     # Reductions: full and over axes (leading, trailing, middle), with fused producers.
     for dtype in ("float32", "float64", "int32", "uint8", "bool"):
