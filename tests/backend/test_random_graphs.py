@@ -51,7 +51,7 @@ SKIP_INT = {"floor_divide", "remainder", "pow", "bitwise_left_shift", "bitwise_r
 KNOWN_BUGS: set = set()     # e.g. ("sign", "uint"): op, dtype class
 
 VIEWS = ["flip", "permute", "reshape_flat", "reshape_rev", "slice_step", "slice_rev",
-         "expand_dims", "broadcast_to", "squeeze", "T", "index"]
+         "expand_dims", "broadcast_to", "squeeze", "T", "index", "roll", "concat"]
 REDUCTIONS = ["sum", "prod", "max", "min", "mean", "any", "all", "argmax", "argmin"]
 
 
@@ -179,8 +179,14 @@ def _draw_step(draw, kind, nodes):
         a = _pick(draw, nodes)
         x = nodes[a].value
         view = draw(st.sampled_from(VIEWS))
-        if view in ("flip", "slice_step", "slice_rev", "index") and x.ndim == 0:
+        if view in ("flip", "slice_step", "slice_rev", "index", "roll", "concat") and \
+                x.ndim == 0:
             return None
+        if view == "roll":             # a gather of two slices
+            return ("view", "roll", (a,), (draw(st.integers(-3, 3)),
+                                           draw(st.integers(0, x.ndim - 1))))
+        if view == "concat":           # x and its reverse, along one axis
+            return ("view", "concat", (a,), draw(st.integers(0, x.ndim - 1)))
         if view == "flip":
             return ("view", "flip", (a,), draw(st.sampled_from([None] + list(range(x.ndim)))))
         if view == "permute":
@@ -264,7 +270,9 @@ def _apply_numpy(step, nodes) -> Node:
                "reshape": lambda: np.reshape(x, arg), "getitem": lambda: x[arg],
                "expand_dims": lambda: np.expand_dims(x, arg),
                "broadcast_to": lambda: np.broadcast_to(x, arg),
-               "squeeze": lambda: np.squeeze(x, arg), "T": lambda: x.T}[name]()
+               "squeeze": lambda: np.squeeze(x, arg), "T": lambda: x.T,
+               "roll": lambda: np.roll(x, arg[0], axis=arg[1]),
+               "concat": lambda: np.concat([x, np.flip(x, arg)], axis=arg)}[name]()
     elif kind == "reduce":
         axis, keepdims = step[3]
         out = np.asarray(np_call(getattr(np, name), vals[0], axis=axis, keepdims=keepdims))
@@ -300,6 +308,10 @@ def _apply_numlazy(step, arrays):
             return nl.broadcast_to(x, arg)
         if name == "squeeze":
             return nl.squeeze(x, axis=arg)
+        if name == "roll":
+            return nl.roll(x, arg[0], axis=arg[1])
+        if name == "concat":
+            return nl.concat([x, nl.flip(x, axis=arg)], axis=arg)
         return x.T
     if kind == "reduce":
         axis, keepdims = step[3]
