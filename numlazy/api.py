@@ -1060,11 +1060,15 @@ def _from_numpy(obj, device):
 
 def _numpy_fallback(name: str, fn, args, kwargs, device):
     """NumPy's own function on the arrays' values (a step boundary), results back on the
-    device; counted as `fallback::np.<name>`."""
+    device (NumPy `out=` arrays stay NumPy's); counted as `fallback::np.<name>`."""
     from . import metrics
+    out = kwargs.get("out")
+    if _device_of(out if isinstance(out, tuple) else (out,)) is not None:
+        raise TypeError(f"np.{name}: a numlazy array cannot be NumPy's out= target; assign the "
+                        f"result instead (x[...] = ...)")
     metrics.increment(f"fallback::np.{name}")
-    return _from_numpy(fn(*_to_numpy(args), **{k: _to_numpy(v) for k, v in kwargs.items()}),
-                       device)
+    result = fn(*_to_numpy(args), **{k: _to_numpy(v) for k, v in kwargs.items()})
+    return result if out is not None else _from_numpy(result, device)
 
 
 def _device_of(args):
@@ -1083,7 +1087,11 @@ def array_ufunc(ufunc, method, inputs, kwargs):
     anything else (reduce/accumulate, `out=`, `where=`...) runs in NumPy, counted."""
     name = _UFUNC_NAMES.get(ufunc)
     if method == "__call__" and name is not None and (not kwargs or name == "vecdot"):
-        return globals()[name](*inputs, **kwargs)
+        try:
+            return globals()[name](*inputs, **kwargs)
+        except TypeError:
+            if not kwargs:                 # numlazy refuses these dtypes: so would NumPy
+                raise
     fn = ufunc if method == "__call__" else getattr(ufunc, method)
     return _numpy_fallback(f"{ufunc.__name__}.{method}" if method != "__call__" else
                            ufunc.__name__, fn, inputs, kwargs, _device_of(inputs))

@@ -382,3 +382,13 @@ def test_numpy_functions_without_a_numlazy_op_materialize_and_count(device):
     assert_like_numpy(cum, np.add.accumulate(x, axis=1))
     assert nl.metrics.counter_value("fallback::np.add.accumulate") >= 1
     assert np.allclose(a, x)
+
+
+def test_numpy_out_and_inplace_with_numlazy_operands(device):
+    x = _arr((2, 3))
+    a = on(device, x)
+    host = np.ones((2, 3))
+    host += a                          # NumPy's in-place add stays a NumPy array
+    assert isinstance(host, np.ndarray) and np.array_equal(host, 1 + x)
+    with pytest.raises(TypeError, match="np.add: a numlazy array cannot be NumPy's out="):
+        np.add(x, x, out=a)
