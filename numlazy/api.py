@@ -90,6 +90,11 @@ def _ufunc_function(op: ops.Op):
             known = _out_of_range_comparison(op.name, operands, loop, device)
             if known is not None:
                 return known
+        elif op.name == "pow" and loop[1].kind == "i" and type(operands[1]) is int \
+                and operands[1] < 0:
+            raise ValueError(f"pow: integers to negative integer powers are not allowed "
+                             f"({_describe(operands[1])} with dtype {loop[1]}); use a float "
+                             f"base or exponent")
         return _elementwise_node(op.name, operands, loop, out_dtype, device)
     fn.__name__ = fn.__qualname__ = op.name
     fn.__doc__ = op.doc

@@ -409,6 +409,16 @@ def test_weak_scalar_out_of_bounds_comparison(device, dtype, fn):
     assert_like_numpy(fn(on(device, x)), np_call(fn, x))
 
 
+def test_integer_pow_negative_scalar_exponent_raises(device):
+    x = on(device, np.arange(3, dtype=np.int32))
+    with pytest.raises(ValueError, match="pow: integers to negative integer powers"):
+        x ** -1
+    with pytest.raises(ValueError, match="negative integer powers"):
+        nl.pow(x, -2)
+    assert_like_numpy(x ** 3, np.arange(3, dtype=np.int32) ** 3)
+    assert_like_numpy(x ** -1.0, np_call(np.power, np.arange(3, dtype=np.int32), -1.0))
+
+
 def test_weak_float_scalar_overflows_float32(device):
     x = np.array([1.0, -2.0], np.float32)
     expected = np_call(lambda: x * 1e300)
