@@ -65,14 +65,17 @@ def _broadcast_shape(name: str, shapes) -> tuple:
 
 def _elementwise_node(name, operands, loop, out_dtype, device, shape=None) -> Array:
     if shape is None:
-        shapes = [a.shape for a in operands if type(a) is Array]
+        shapes = [a._node.shape for a in operands if type(a) is Array]
         shape = shapes[0]
-        if builtins.any(s != shape for s in shapes):
-            shape = _broadcast_shape(name, shapes)
+        for s in shapes:
+            if s != shape:
+                shape = _broadcast_shape(name, shapes)
+                break
     srcs = []
     for a, want in zip(operands, loop):
         if type(a) is Array:
-            srcs.append(a._node if a.shape == shape else broadcast_to(a, shape)._node)
+            node = a._node
+            srcs.append(node if node.shape == shape else broadcast_to(a, shape)._node)
         else:
             dt.check_scalar_fits(a, want, name)
             srcs.append(ir.param(a, want, device))
@@ -84,7 +87,7 @@ def _ufunc_function(op: ops.Op):
         if len(args) != op.nin:
             raise TypeError(f"{op.name}() takes {op.nin} argument(s), got {len(args)}")
         operands, device = _operands(op.name, args)
-        kinds = tuple(a.dtype if isinstance(a, Array) else type(a) for a in operands)
+        kinds = tuple([a._node.dtype if isinstance(a, Array) else type(a) for a in operands])
         loop, out_dtype = dt.resolve_ufunc(op.ufunc, kinds)
         if op.name in _COMPARISONS:
             known = _out_of_range_comparison(op.name, operands, loop, device)

@@ -29,7 +29,7 @@ class Node:
         self.dtype = dtype
         self.device = device
         self.buffer = buffer
-        self.key = (op, attrs, dtype.str, len(shape))
+        self.key = (op, attrs, _dtype_str(dtype), len(shape))
         self.intern_key = None
 
     @property
@@ -45,10 +45,21 @@ class Node:
         _forget(self)
         self.buffer = buffer
         self.op, self.srcs, self.attrs, self.rt = "data", (), (), ()
-        self.key = ("data", (), self.dtype.str, len(self.shape))
+        self.key = ("data", (), _dtype_str(self.dtype), len(self.shape))
 
     def __repr__(self):
         return f"Node({self.op}, {self.dtype}, {self.shape})"
+
+
+_DTYPE_STR: dict = {}
+
+
+def _dtype_str(dtype) -> str:
+    """`dtype.str` (NumPy builds that string anew on every access: a third of a Node's cost)."""
+    s = _DTYPE_STR.get(dtype)
+    if s is None:
+        s = _DTYPE_STR[dtype] = dtype.str
+    return s
 
 
 # Hash-consing: structurally equal nodes over the same sources are one node, so a value
