@@ -320,8 +320,9 @@ def test_get_device_context_rejects_unknown_devices():
 
 
 def test_what_exit_would_lose_is_reported_on_stderr():
+    # `bad` raises only after the sync closure is added (else that submission re-raises it)
     code = ("import time, numlazy as nl\n"
-            "def bad(): raise ValueError('late failure')\n"
+            "def bad(): time.sleep(0.2); raise ValueError('late failure')\n"
             "nl.add_step_closure(bad, run_async=True)\n"
             "nl.add_step_closure(time.sleep, (60,), run_async=True)\n"
             "nl.mark_step()\n"
