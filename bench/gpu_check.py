@@ -54,15 +54,22 @@ def check(name, got, want, rtol):
         raise AssertionError(f"{name}: relative error {err:.2e} > {rtol}")
 
 
-@contextlib.contextmanager
-def precision(value):
-    """nl.backends.cuda.fp32_precision = value inside (when the facade exists)."""
-    backends = getattr(nl, "backends", None)
-    if backends is None or value is None:
-        yield value is None
-        return
-    with backends.cuda.flags(fp32_precision=value):
-        yield True
+def time_numlazy(work, record, want, rtol, nbytes, dev, sync, label=""):
+    """Check, then time, a numlazy step computing `record()` on `dev`: at the default
+    precision and at "fast" (nl.backends.cuda); the note gives the kernels it launches."""
+    def step():
+        out = record()
+        nl.mark_step(dev)
+        return out
+    for prec in (None, "fast"):
+        name = f"numlazy{' ' + prec if prec else ''}{label}"
+        scope = nl.backends.cuda.flags(fp32_precision=prec) if prec else contextlib.nullcontext()
+        with scope:
+            check(name + " " + work, step(), want, rtol)
+            launches = nl.metrics.counter_value("KernelLaunch") or 0
+            step()
+            kernels = (nl.metrics.counter_value("KernelLaunch") or 0) - launches
+            report(work, name, timeit(step, sync), nbytes, f"{kernels} kernel(s)")
 
 
 def anchors():
@@ -104,17 +111,8 @@ def main():
     if "chain" in only:
         want = np.sin(ref64[0]) * ref64[1] + 0.5 * ref64[2] * ref64[2] - ref64[0]
         nbytes = 16 * size
-        for prec in (None, "fast"):
-            with precision(prec) as ok:
-                if not ok:
-                    continue
-                def nl_chain():
-                    y = nl.sin(a) * b + 0.5 * c * c - a
-                    nl.mark_step(dev)
-                    return y
-                check("numlazy chain", nl_chain(), want, 1e-5)
-                report("chain", f"numlazy{' fast' if prec else ''}", timeit(nl_chain, nsync),
-                       nbytes)
+        time_numlazy("chain", lambda: nl.sin(a) * b + 0.5 * c * c - a, want, 1e-5, nbytes, dev,
+                     nsync)
         d = [cuda.to_device(h) for h in host]
         out = cuda.device_array_like(d[0])
         for fm in (() if backend.simulator else (False, True)):
@@ -156,17 +154,7 @@ def main():
     if "dotsum" in only:
         want = np.sum(ref64[0] * ref64[1])
         nbytes = 8 * size
-        for prec in (None, "fast"):
-            with precision(prec) as ok:
-                if not ok:
-                    continue
-                def nl_dotsum():
-                    s = nl.sum(a * b)
-                    nl.mark_step(dev)
-                    return s
-                check("numlazy dotsum", float(nl_dotsum()), want, 1e-4)
-                report("dotsum", f"numlazy{' fast' if prec else ''}", timeit(nl_dotsum, nsync),
-                       nbytes)
+        time_numlazy("dotsum", lambda: nl.sum(a * b), want, 1e-4, nbytes, dev, nsync)
         if cp:
             ca, cb = cp.asarray(host[0]), cp.asarray(host[1])
             check("cupy dotsum", float(cp.sum(ca * cb)), want, 1e-4)
@@ -195,21 +183,11 @@ def main():
         del e, x64
         nbytes = 8 * size
         x = nl.asarray(xh, device=dev)
-        for prec in (None, "fast"):
-            with precision(prec) as ok:
-                if not ok:
-                    continue
-                def nl_softmax():
-                    e = nl.exp(x - nl.max(x, axis=1, keepdims=True))
-                    out = e / nl.sum(e, axis=1, keepdims=True)
-                    nl.mark_step(dev)
-                    return out
-                check("numlazy softmax", nl_softmax(), want, 1e-5)
-                kernels = nl.metrics.counter_value("KernelLaunch")
-                nl_softmax()
-                kernels = nl.metrics.counter_value("KernelLaunch") - kernels
-                report("softmax", f"numlazy{' fast' if prec else ''} {shape}",
-                       timeit(nl_softmax, nsync), nbytes, f"{kernels} kernel(s)")
+
+        def softmax():
+            e = nl.exp(x - nl.max(x, axis=1, keepdims=True))
+            return e / nl.sum(e, axis=1, keepdims=True)
+        time_numlazy("softmax", softmax, want, 1e-5, nbytes, dev, nsync, f" {shape}")
         del x
         if cp:
             cx = cp.asarray(xh)

@@ -174,15 +174,7 @@ def _axes(name: str, ndim: int, axis) -> tuple:
     if axis is None:
         return tuple(range(ndim))
     items = axis if isinstance(axis, tuple) else (axis,)
-    out = []
-    for a in items:
-        if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
-            raise TypeError(f"{name}: axis must be an int, a tuple of ints or None, got "
-                            f"{_describe(a)}")
-        if not -ndim <= a < ndim:
-            raise np.exceptions.AxisError(f"{name}: axis {a} is out of bounds for an array "
-                                          f"of dimension {ndim}")
-        out.append(int(a) % ndim)
+    out = [_axis(name, ndim, a, "an int, a tuple of ints or None") for a in items]
     if len(set(out)) != len(out):
         raise ValueError(f"{name}: repeated axis in {axis}")
     return tuple(sorted(out))
@@ -653,9 +645,10 @@ def isdtype(dtype, kind) -> bool:
 
 # --- manipulation (array API): index maps, or the interpreter where no map exists -----------
 
-def _axis(name: str, ndim: int, axis) -> int:
+def _axis(name: str, ndim: int, axis, accepted: str = "an int") -> int:
+    """`axis` as a non-negative int; TypeError (naming `accepted`) or AxisError otherwise."""
     if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
-        raise TypeError(f"{name}: axis must be an int, got {_describe(axis)}")
+        raise TypeError(f"{name}: axis must be {accepted}, got {_describe(axis)}")
     if not -ndim <= axis < ndim:
         raise np.exceptions.AxisError(f"{name}: axis {axis} is out of bounds for an array of "
                                       f"dimension {ndim}")

@@ -134,14 +134,14 @@ class CudaBackend(DeviceMemory, Backend):
     def compile_kernel(self, kernel, graph):
         if isinstance(kernel, RowKernel):
             parts = RowParts(graph, kernel)
-            module = cache.load_module(_render.render(parts, self.simulator,
-                                                      fastmath("cuda", graph, kernel)))
-            return RowReduction(self, module, parts.rank, kernel.outer)
-        if not isinstance(kernel, LoopKernel):
+        elif isinstance(kernel, LoopKernel):
+            parts = KernelParts(graph, kernel)
+        else:
             raise NotImplementedError(f"cuda backend: cannot lower {type(kernel).__name__}")
-        parts = KernelParts(graph, kernel)
         module = cache.load_module(_render.render(parts, self.simulator,
-                                                      fastmath("cuda", graph, kernel)))
+                                                  fastmath("cuda", graph, kernel)))
+        if isinstance(kernel, RowKernel):
+            return RowReduction(self, module, parts.rank, kernel.outer)
         if kernel.reduce is None:
             return Elementwise(self, module, parts.rank)
         red = parts.reduction()
@@ -156,8 +156,7 @@ class CudaBackend(DeviceMemory, Backend):
         a, b = inputs
         tf32 = out.dtype == np.float32 and resolve("cuda", "matmul") == "tf32"
         if not self.simulator and out.dtype.kind == "f" and self._cupy_module() is not None:
-            from .allocator import cupy_matmul
-            cupy_matmul(self._cupy, a, b, out, tf32)
+            _cupy_matmul(self._cupy, a, b, out, tf32)
             metrics.increment("cuda::matmul_cupy_tf32" if tf32 else "cuda::matmul_cupy")
             return
         if a.ndim <= 2 and b.ndim <= 2 and _contiguous_or_2d(a) and _contiguous_or_2d(b):
@@ -193,6 +192,22 @@ class CudaBackend(DeviceMemory, Backend):
             return
         grid = ((n + tile - 1) // tile, (m + tile - 1) // tile)
         module.matmul[grid, (tile, tile), self.current_stream(self.current)](a, b, out)
+
+
+def _cupy_matmul(cp, a, b, out, tf32: bool) -> None:
+    """`out = a @ b` through CuPy's cuBLAS; `tf32`: float32 on TF32 tensor cores (CuPy's
+    compute type `COMPUTE_TYPE_TF32`, what `CUPY_TF32=1` selects), else CuPy's default
+    float32 compute. CuPy's setting is process-wide, so it is restored after the call."""
+    linalg = cp._core._routines_linalg
+    old = linalg.get_compute_type(np.float32)
+    want = linalg.COMPUTE_TYPE_TF32 if tf32 else linalg.COMPUTE_TYPE_DEFAULT
+    if old != want:
+        linalg.set_compute_type(np.float32, want)
+    try:
+        cp.matmul(cp.asarray(a), cp.asarray(b), out=cp.asarray(out))
+    finally:
+        if old != want:
+            linalg.set_compute_type(np.float32, old)
 
 
 def _contiguous_or_2d(x) -> bool:

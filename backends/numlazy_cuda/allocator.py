@@ -298,19 +298,3 @@ class DeviceMemory:
 
     def reset_accumulated_memory_stats(self, index: int) -> None:
         self.allocator(index).reset_accumulated()
-
-
-def cupy_matmul(cp, a, b, out, tf32: bool) -> None:
-    """`out = a @ b` through CuPy's cuBLAS; `tf32`: float32 on TF32 tensor cores (CuPy's
-    compute type `COMPUTE_TYPE_TF32`, what `CUPY_TF32=1` selects), else CuPy's default
-    float32 compute. CuPy's setting is process-wide, so it is restored after the call."""
-    linalg = cp._core._routines_linalg
-    old = linalg.get_compute_type(np.float32)
-    want = linalg.COMPUTE_TYPE_TF32 if tf32 else linalg.COMPUTE_TYPE_DEFAULT
-    if old != want:
-        linalg.set_compute_type(np.float32, want)
-    try:
-        cp.matmul(cp.asarray(a), cp.asarray(b), out=cp.asarray(out))
-    finally:
-        if old != want:
-            linalg.set_compute_type(np.float32, old)

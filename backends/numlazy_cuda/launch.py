@@ -31,7 +31,7 @@ class _Mismatch(Exception):
 
 
 class Kernel:
-    """A generated kernel; `kernel(grid, block, args)` launches it on `stream`."""
+    """A generated kernel; `kernel(grid, block, args)` launches it on the current stream."""
 
     __slots__ = ("dispatcher", "backend", "_fns", "_plan", "_configs")
 
@@ -51,17 +51,16 @@ class Kernel:
             try:
                 kernel_args = _marshal(self._plan, args)
             except _Mismatch:
-                metrics.increment("cuda::dispatched_launch")
-                self.dispatcher[grid, block, stream](*args)
+                pass
+            else:
+                config = self._configs.get((grid, block))
+                if config is None:
+                    config = self._configs[grid, block] = _config(grid, block)
+                _driver_launch(_core_stream(stream), config, fn, *kernel_args)
                 return
-            config = self._configs.get((grid, block))
-            if config is None:
-                config = self._configs[grid, block] = _config(grid, block)
-            _driver_launch(_core_stream(stream), config, fn, *kernel_args)
-            return
-        metrics.increment("cuda::dispatched_launch")     # the first, or not recordable
+        metrics.increment("cuda::dispatched_launch")   # the first launch, or a mismatch
         self.dispatcher[grid, block, stream](*args)
-        if not self.backend.simulator:
+        if fn is None and not backend.simulator:
             self._record(args)
 
     def _record(self, args) -> None:
@@ -113,8 +112,7 @@ def _marshal(plan, args) -> list:
                 raise _Mismatch
             out += (0, 0, view.size, view.dtype.itemsize, view.ptr)
             out += view.shape
-            out += view._layout.strides_in_bytes or _c_strides(view.shape,
-                                                              view.dtype.itemsize)
+            out += view._layout.strides_in_bytes
         elif kind == _TUPLE:
             if len(value) != check:
                 raise _Mismatch
@@ -124,14 +122,6 @@ def _marshal(plan, args) -> list:
                 raise _Mismatch
             out.append(value if how is None else how(value))
     return out
-
-
-def _c_strides(shape, itemsize) -> tuple:
-    strides, step = [], itemsize
-    for n in reversed(shape):
-        strides.append(step)
-        step *= n
-    return tuple(reversed(strides))
 
 
 def _config(grid, block):
