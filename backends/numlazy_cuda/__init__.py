@@ -291,10 +291,22 @@ class AxisReduction(_Launcher):
 
 class RowReduction(AxisReduction):
     """A row kernel: launched as a reduction over the trailing dims (`block`: a block per
-    row, threads from the row's length; `thread`: a thread per row for short rows)."""
+    row, threads from the row's length; `thread`: a thread per row for short rows), or, for
+    rows that fit, `cached`: a block per row holding the row's inputs in registers."""
 
     def __init__(self, backend, module, rank, outer):
         super().__init__(backend, module, rank, tuple(range(outer, rank)))
+        self.cached = self.kernel("cached")
+        self.slots = _render.row_cache(self.sim)
+
+    def __call__(self, sizes, outs, ins, rts):
+        inner = math.prod(sizes[d] for d in self.axes)
+        threads = self.group(inner)
+        if self.cached is None or not 16 < inner <= self.slots * threads:
+            return super().__call__(sizes, outs, ins, rts)
+        outer = math.prod(sizes[d] for d in self.kept)
+        if outer:
+            self.cached(min(outer, self.max_blocks), threads, (tuple(sizes), *outs, *ins, *rts))
 
 
 class FullReduction(_Launcher):

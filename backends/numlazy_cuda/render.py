@@ -241,7 +241,7 @@ def render(parts: KernelParts, simulator: bool, fastmath=None) -> str:
 def variants(parts: KernelParts) -> tuple:
     """Names of the kernels `render` defines for `parts`."""
     if isinstance(parts, RowParts):
-        return ("block", "thread")
+        return ("block", "thread") + (("cached",) if _cacheable(parts) else ())
     if parts.kernel.reduce is None:
         return ("flat", "rows") if parts.rank >= 2 else ("flat",)
     axes = parts.reduction()[4]
@@ -476,7 +476,130 @@ def _row(row: RowParts, simulator: bool) -> list:
     out = _def("block", row.args, body, simulator)
     body = sizes + ["for g in range(cuda.grid(1), outer, cuda.gridsize(1)):"] + \
         _indent(_unravel("g", range(outer)) + thread)
-    return out + _def("thread", row.args, body, simulator)
+    out += _def("thread", row.args, body, simulator)
+    if _cacheable(row):
+        out += _def("cached", row.args, _cached_row(row, simulator), simulator)
+    return out
+
+
+# -- row kernels with the row in registers ---------------------------------------------------
+# `cached`: a block per row, as `block`, for rows of at most `row_cache(simulator)` elements
+# per thread. Each thread loads its elements of every input the phases read at the element
+# index once, into registers, before the first phase; the phases then run over those
+# registers (one unrolled, guarded copy of the phase's lines per element). DRAM sees each
+# input once per row instead of once per phase, and the loads are independent, so they are
+# all in flight at once (the `block` loop waits for one load per iteration).
+
+ROW_CACHE = 16               # elements per thread (a row of 4096 with 256 threads)
+ROW_CACHE_SIMULATOR = 2      # small rows under the simulator, so both variants are tested
+ROW_CACHE_READS = 4          # inputs kept in registers, at most (ROW_CACHE values each)
+
+_READ = re.compile(r"\ba\d+\[")
+
+
+def row_cache(simulator: bool) -> int:
+    """Elements per thread the `cached` row kernel holds in registers."""
+    return ROW_CACHE_SIMULATOR if simulator else ROW_CACHE
+
+
+def _element_reads(lines) -> list:
+    """The distinct input reads (`a<p>[...]`) of `lines`, in order of first use."""
+    found = []
+    for line in lines:
+        for m in _READ.finditer(line):
+            depth, end = 0, m.end() - 1
+            for end in range(m.end() - 1, len(line)):
+                depth += {"[": 1, "]": -1}.get(line[end], 0)
+                if depth == 0:
+                    break
+            read = line[m.start():end + 1]
+            if read not in found:
+                found.append(read)
+    return found
+
+
+def _split_phases(row: RowParts, simulator: bool) -> list:
+    """Per phase: (kind, its per-row lines, its lines at one element (a reduction's step
+    included), the `_Reduction` or None)."""
+    out = []
+    for j, parts in enumerate(row.phases):
+        if parts.kernel.reduce is not None:
+            r = _Reduction(parts, simulator)
+            per_row, per_element = _row_lines(parts, row.outer)
+            out.append(("reduce", per_row, per_element + _phase(r.step, j), r))
+        elif parts.rank == row.outer:
+            out.append(("row", parts.lines, [], None))
+        else:
+            out.append(("elements", *_row_lines(parts, row.outer), None))
+    return out
+
+
+def _cacheable(row: RowParts) -> bool:
+    """Whether `cached` applies: few inputs read per element, and no conditional reads (a
+    gather's other sources may lie outside their shape at this element)."""
+    per_element = [line for _, _, lines, _ in _split_phases(row, simulator=True)
+                   for line in lines]
+    return len(_element_reads(per_element)) <= ROW_CACHE_READS and \
+        not any(" else " in line for line in per_element)
+
+
+_ASSIGNED = re.compile(r"(\w+) = ")
+_RENAMED = re.compile(r"\b(?:i(\d+)|\w*v\d+|ld\d+)\b")
+
+
+def _cached_row(row: RowParts, simulator: bool) -> list:
+    outer, rank, slots = row.outer, row.rank, row_cache(simulator)
+    nodes = row.phases[0].graph.nodes
+    phases = _split_phases(row, simulator)
+    reads = _element_reads(line for _, _, per_element, _ in phases for line in per_element)
+    loads = {read: f"ld{k}" for k, read in enumerate(reads)}
+    element_dims = range(outer, rank)
+
+    def at(lines, u: int) -> list:
+        """`lines` at this thread's u-th element: index variables of the element dims, the
+        registers and the values the lines define get the suffix _u."""
+        defined = {m.group(1) for line in lines if (m := _ASSIGNED.match(line))}
+
+        def sub(m):
+            word, dim = m.group(0), m.group(1)
+            if dim is not None:
+                return f"{word}_{u}" if int(dim) >= outer else word
+            return f"{word}_{u}" if word in defined or word.startswith("ld") else word
+        return [_RENAMED.sub(sub, line) for line in lines]
+
+    def registers(lines) -> list:
+        for read, name in loads.items():
+            lines = [line.replace(read, name) for line in lines]
+        return lines
+
+    body = ["t = cuda.threadIdx.x"]
+    for j, (_, _, _, r) in enumerate(phases):
+        if r is not None:
+            body += [line for line in _phase(r.shared(), j) if line not in body]
+    body += [f"outer = {_product(range(outer))}", f"inner = {_product(element_dims)}",
+             "for g in range(cuda.blockIdx.x, outer, cuda.gridDim.x):"]
+    head = _unravel("g", range(outer))
+    for u in range(slots):
+        head += [f"h_{u} = t + {u} * cuda.blockDim.x"] + at(_unravel(f"h_{u}", element_dims), u)
+    for read, name in loads.items():
+        zero = cast(nodes[int(read[1:read.index("[")])].dtype, "0")
+        head += [at([f"{name} = {read} if h_{u} < inner else {zero}"], u)[0]
+                 for u in range(slots)]
+    phase_lines = []
+    for j, (kind, per_row, per_element, r) in enumerate(phases):
+        if kind == "row":
+            phase_lines += ["if t == 0:"] + _indent(per_row)
+        else:
+            lines = registers(per_element)
+            phase_lines += per_row + (_phase(r.init, j) if r is not None else [])
+            for u in range(slots):
+                phase_lines += [f"if h_{u} < inner:"] + _indent(at(lines, u))
+            if r is not None:
+                store = f"{r.out}[{', '.join(f'i{d}' for d in r.kept)}] = {r.result}"
+                phase_lines += _phase(r.tree(), j) + ["if t == 0:"] + \
+                    _indent(_phase([store], j))
+        phase_lines.append("cuda.syncthreads()")
+    return body + _indent(head + phase_lines)
 
 
 # -- matmul (the fallback when CuPy is missing) ----------------------------------------------

@@ -3,8 +3,9 @@ kernels that feed on them run as one kernel, phase after phase per row (a row so
 kernel launch). Values against NumPy; kernel counts on the compiled devices.
 
 Sizes are picked for the CUDA launcher under the simulator (32 threads a block at most, 2
-blocks): rows of 5 take the thread-per-row variant; rows of 20 and 70 the block-per-row one,
-with idle threads, and with more elements than threads and more rows than blocks.
+blocks, 2 elements a thread in `cached`): rows of 5 take the thread-per-row variant; rows of 20
+the block-per-row one holding the row in registers (`cached`, with idle threads); rows of 70
+the block-per-row loop (`block`), with more elements than threads and more rows than blocks.
 """
 from __future__ import annotations
 
@@ -166,7 +167,8 @@ def _barrier_parents(tree):
 
 @pytest.mark.parametrize("simulator", [False, True])
 def test_cuda_row_kernel_barriers_are_reached_by_every_thread(simulator):
-    """In the generated `block` kernels no barrier sits under a branch or a loop whose trip
+    """In the generated `block` and `cached` kernels no barrier sits under a branch or a loop
+    whose trip
     count differs between the threads of a block: only under the loop over the block's rows
     and the reduction tree's loop over halving strides. (On a GPU a barrier some threads skip
     is undefined behaviour; the simulator does not always notice.)"""
@@ -187,12 +189,14 @@ def test_cuda_row_kernel_barriers_are_reached_by_every_thread(simulator):
         assert kernels
         for kernel in kernels:
             source = render.render(RowParts(graph, kernel), simulator)
-            block = next(f for f in ast.parse(source).body
-                         if isinstance(f, ast.FunctionDef) and f.name == "block")
-            barriers = _barrier_parents(block)
-            assert len(barriers) >= len(kernel.phases)
-            for parents in barriers:
-                for p in parents[1:]:
-                    uniform = (isinstance(p, ast.For) and ast.unparse(p.target) == "g") or \
-                        (isinstance(p, ast.While) and ast.unparse(p.test) == "s > 0")
-                    assert uniform or isinstance(p, ast.Expr), ast.unparse(p)[:200]
+            blocks = [f for f in ast.parse(source).body if isinstance(f, ast.FunctionDef)
+                      and f.name in ("block", "cached")]
+            assert len(blocks) == 2
+            for block in blocks:
+                barriers = _barrier_parents(block)
+                assert len(barriers) >= len(kernel.phases)
+                for parents in barriers:
+                    for p in parents[1:]:
+                        uniform = (isinstance(p, ast.For) and ast.unparse(p.target) == "g") or \
+                            (isinstance(p, ast.While) and ast.unparse(p.test) == "s > 0")
+                        assert uniform or isinstance(p, ast.Expr), ast.unparse(p)[:200]
