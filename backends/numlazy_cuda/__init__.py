@@ -292,11 +292,12 @@ class AxisReduction(_Launcher):
 class RowReduction(AxisReduction):
     """A row kernel: launched as a reduction over the trailing dims (`block`: a block per
     row, threads from the row's length; `thread`: a thread per row for short rows), or, for
-    rows that fit, `cached`: a block per row holding the row's inputs in registers."""
+    rows that fit, a block per row holding the row's inputs in registers: `exact` for rows of
+    exactly `slots` elements per thread, `cached` (guarded) for shorter ones."""
 
     def __init__(self, backend, module, rank, outer):
         super().__init__(backend, module, rank, tuple(range(outer, rank)))
-        self.cached = self.kernel("cached")
+        self.cached, self.exact = self.kernel("cached"), self.kernel("exact")
         self.slots = _render.row_cache(self.sim)
 
     def __call__(self, sizes, outs, ins, rts):
@@ -306,7 +307,8 @@ class RowReduction(AxisReduction):
             return super().__call__(sizes, outs, ins, rts)
         outer = math.prod(sizes[d] for d in self.kept)
         if outer:
-            self.cached(min(outer, self.max_blocks), threads, (tuple(sizes), *outs, *ins, *rts))
+            kernel = self.exact if inner == self.slots * threads else self.cached
+            kernel(min(outer, self.max_blocks), threads, (tuple(sizes), *outs, *ins, *rts))
 
 
 class FullReduction(_Launcher):

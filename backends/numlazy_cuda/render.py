@@ -241,7 +241,7 @@ def render(parts: KernelParts, simulator: bool, fastmath=None) -> str:
 def variants(parts: KernelParts) -> tuple:
     """Names of the kernels `render` defines for `parts`."""
     if isinstance(parts, RowParts):
-        return ("block", "thread") + (("cached",) if _cacheable(parts) else ())
+        return ("block", "thread") + (("cached", "exact") if _cacheable(parts) else ())
     if parts.kernel.reduce is None:
         return ("flat", "rows") if parts.rank >= 2 else ("flat",)
     axes = parts.reduction()[4]
@@ -478,7 +478,8 @@ def _row(row: RowParts, simulator: bool) -> list:
         _indent(_unravel("g", range(outer)) + thread)
     out += _def("thread", row.args, body, simulator)
     if _cacheable(row):
-        out += _def("cached", row.args, _cached_row(row, simulator), simulator)
+        out += _def("cached", row.args, _cached_row(row, simulator, exact=False), simulator)
+        out += _def("exact", row.args, _cached_row(row, simulator, exact=True), simulator)
     return out
 
 
@@ -489,6 +490,8 @@ def _row(row: RowParts, simulator: bool) -> list:
 # registers (one unrolled, guarded copy of the phase's lines per element). DRAM sees each
 # input once per row instead of once per phase, and the loads are independent, so they are
 # all in flight at once (the `block` loop waits for one load per iteration).
+# `exact`: the same for rows of exactly `row_cache` elements per thread, without the guards
+# (each guard's predicate stays live across the phases: registers, hence occupancy).
 
 ROW_CACHE = 16               # elements per thread (a row of 4096 with 256 threads)
 ROW_CACHE_SIMULATOR = 2      # small rows under the simulator, so both variants are tested
@@ -547,7 +550,7 @@ _ASSIGNED = re.compile(r"(\w+) = ")
 _RENAMED = re.compile(r"\b(?:i(\d+)|\w*v\d+|ld\d+)\b")
 
 
-def _cached_row(row: RowParts, simulator: bool) -> list:
+def _cached_row(row: RowParts, simulator: bool, exact: bool) -> list:
     outer, rank, slots = row.outer, row.rank, row_cache(simulator)
     nodes = row.phases[0].graph.nodes
     phases = _split_phases(row, simulator)
@@ -583,8 +586,9 @@ def _cached_row(row: RowParts, simulator: bool) -> list:
         head += [f"h_{u} = t + {u} * cuda.blockDim.x"] + at(_unravel(f"h_{u}", element_dims), u)
     for read, name in loads.items():
         zero = cast(nodes[int(read[1:read.index("[")])].dtype, "0")
-        head += [at([f"{name} = {read} if h_{u} < inner else {zero}"], u)[0]
-                 for u in range(slots)]
+        for u in range(slots):
+            value = read if exact else f"{read} if h_{u} < inner else {zero}"
+            head += at([f"{name} = {value}"], u)
     phase_lines = []
     for j, (kind, per_row, per_element, r) in enumerate(phases):
         if kind == "row":
@@ -593,7 +597,8 @@ def _cached_row(row: RowParts, simulator: bool) -> list:
             lines = registers(per_element)
             phase_lines += per_row + (_phase(r.init, j) if r is not None else [])
             for u in range(slots):
-                phase_lines += [f"if h_{u} < inner:"] + _indent(at(lines, u))
+                phase_lines += at(lines, u) if exact else \
+                    [f"if h_{u} < inner:"] + _indent(at(lines, u))
             if r is not None:
                 store = f"{r.out}[{', '.join(f'i{d}' for d in r.kept)}] = {r.result}"
                 phase_lines += _phase(r.tree(), j) + ["if t == 0:"] + \

@@ -3,9 +3,10 @@ kernels that feed on them run as one kernel, phase after phase per row (a row so
 kernel launch). Values against NumPy; kernel counts on the compiled devices.
 
 Sizes are picked for the CUDA launcher under the simulator (32 threads a block at most, 2
-blocks, 2 elements a thread in `cached`): rows of 5 take the thread-per-row variant; rows of 20
-the block-per-row one holding the row in registers (`cached`, with idle threads); rows of 70
-the block-per-row loop (`block`), with more elements than threads and more rows than blocks.
+blocks, 2 elements a thread in the register variants): rows of 5 take the thread-per-row
+variant; rows of 20 the block-per-row one holding the row in registers (`cached`, with idle
+threads); rows of 64 its unguarded form (`exact`: 2 elements for each of 32 threads); rows of
+70 the block-per-row loop (`block`), with more elements than threads and more rows than blocks.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import numlazy as nl
 from .conftest import assert_like_numpy, np_call, on, reduction_tolerance
 
 COMPILED = ("cpu", "cuda")
-SHAPES = [(3, 5), (5, 20), (3, 70)]
+SHAPES = [(3, 5), (5, 20), (3, 64), (3, 70)]
 
 
 def step(device, expected_kernels=None):
@@ -167,10 +168,9 @@ def _barrier_parents(tree):
 
 @pytest.mark.parametrize("simulator", [False, True])
 def test_cuda_row_kernel_barriers_are_reached_by_every_thread(simulator):
-    """In the generated `block` and `cached` kernels no barrier sits under a branch or a loop
-    whose trip
-    count differs between the threads of a block: only under the loop over the block's rows
-    and the reduction tree's loop over halving strides. (On a GPU a barrier some threads skip
+    """In the generated `block`, `cached` and `exact` kernels no barrier sits under a branch or
+    a loop whose trip count differs between the threads of a block: only under the loop over
+    the block's rows and the reduction tree's loop over halving strides. (On a GPU a barrier some threads skip
     is undefined behaviour; the simulator does not always notice.)"""
     render = pytest.importorskip("numlazy_cuda.render")
     from numlazy.codegen import RowParts
@@ -190,8 +190,8 @@ def test_cuda_row_kernel_barriers_are_reached_by_every_thread(simulator):
         for kernel in kernels:
             source = render.render(RowParts(graph, kernel), simulator)
             blocks = [f for f in ast.parse(source).body if isinstance(f, ast.FunctionDef)
-                      and f.name in ("block", "cached")]
-            assert len(blocks) == 2
+                      and f.name in ("block", "cached", "exact")]
+            assert len(blocks) == 3
             for block in blocks:
                 barriers = _barrier_parents(block)
                 assert len(barriers) >= len(kernel.phases)

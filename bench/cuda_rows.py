@@ -1,0 +1,104 @@
+"""The CUDA backend's row-kernel variants on a row softmax: time, registers, local memory.
+
+    python bench/cuda_rows.py [--rows 32768] [--cols 4096] [--configs block:256,cached:16:256]
+
+A config is `block:THREADS` (a block per row looping over the row), `cached:SLOTS:THREADS` (a
+block per row holding SLOTS elements per thread in registers; needs cols <= SLOTS * THREADS)
+or `exact:SLOTS:THREADS` (the same without guards; needs cols == SLOTS * THREADS). Each config renders its kernels afresh (numlazy's in-memory caches
+are cleared) and the launcher is told which variant and block size to use; a trailing `:fast`
+runs it at the "fast" fp32 precision. The step is timed as bench/gpu_check.py times it (median
+of 30 synchronized steps, float32), then the kernel alone (30 launches back to back).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+
+import numpy as np
+
+import numlazy as nl
+import numlazy_cuda
+from numlazy import cache
+from numlazy.registry import backend_for
+from numlazy_cuda import render
+
+from gpu_check import check, timeit
+
+
+def force(variant: str, threads: int, seen: list):
+    """Make every row kernel launch `variant` with `threads` threads per block."""
+    def call(self, sizes, outs, ins, rts):
+        outer = int(np.prod([sizes[d] for d in self.kept]))
+        kernel = getattr(self, variant)
+        launch = (min(outer, self.max_blocks), threads, (tuple(sizes), *outs, *ins, *rts))
+        seen.append((kernel, launch))
+        kernel(*launch)
+    numlazy_cuda.RowReduction.__call__ = call
+
+
+def kernel_time(kernel, launch, sync, reps=30) -> float:
+    """Seconds per launch of the kernel alone, back to back (no step around it)."""
+    kernel(*launch)
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        kernel(*launch)
+    sync()
+    return (time.perf_counter() - t0) / reps
+
+
+def resources(kernel) -> str:
+    d = kernel.dispatcher
+    if not hasattr(d, "get_regs_per_thread"):
+        return "(simulator)"
+    regs = list(d.get_regs_per_thread().values())
+    local = list(d.get_local_mem_per_thread().values())
+    return f"{regs[0]} regs, {local[0]} B local"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=32768)
+    ap.add_argument("--cols", type=int, default=4096)
+    ap.add_argument("--configs", default="block:256,cached:16:256,exact:16:256,exact:8:512")
+    args = ap.parse_args()
+    dev = nl.device("cuda")
+    backend = backend_for(dev)
+    x = np.random.default_rng(0).standard_normal((args.rows, args.cols)).astype(np.float32)
+    e64 = np.exp(x - x.max(axis=1, keepdims=True))
+    want = e64 / e64.sum(axis=1, keepdims=True)
+    xd = nl.asarray(x, device=dev)
+    nbytes = 8 * x.size
+
+    def step():
+        e = nl.exp(xd - nl.max(xd, axis=1, keepdims=True))
+        out = e / nl.sum(e, axis=1, keepdims=True)
+        nl.mark_step(dev)
+        return out
+
+    sync = lambda: backend.synchronize(0)                  # noqa: E731
+    print("| config | step | TB/s | kernel alone | TB/s | resources |\n|---|---|---|---|---|---|")
+    for config in args.configs.split(","):
+        variant, *numbers = config.split(":")
+        fast = numbers[-1] == "fast"
+        numbers = numbers[:-1] if fast else numbers
+        threads = int(numbers[-1])
+        if variant in ("cached", "exact"):
+            render.ROW_CACHE = int(numbers[0])
+        cache.clear_memory()
+        seen: list = []
+        force(variant, threads, seen)
+        scope = nl.backends.cuda.flags(fp32_precision="fast") if fast else \
+            contextlib.nullcontext()
+        with scope:
+            check(config, step(), want, 1e-5)
+            secs = timeit(step, sync)
+        kernel, launch = seen[-1]
+        alone = kernel_time(kernel, launch, sync)
+        print(f"| {config} | {secs * 1e3:.3f} ms | {nbytes / secs / 1e12:.2f} | "
+              f"{alone * 1e3:.3f} ms | {nbytes / alone / 1e12:.2f} | {resources(kernel)} |",
+              flush=True)
+
+if __name__ == "__main__":
+    main()
