@@ -394,6 +394,28 @@ _add(Op("searchsorted", HOST, 2, lambda x1, x2, side: np.searchsorted(x1, x2, si
         doc="Insertion indices of x2's elements into the sorted 1-D x1 (attrs: side)."))
 
 
+# Linear algebra: NumPy's LAPACK routines (`numlazy.linalg`). A factorization with several
+# results is one op per result (attrs end with the result's index): NumPy factors once per
+# result that a step keeps.
+_LINALG = {
+    "cholesky": (lambda x, upper: np.linalg.cholesky(x, upper=upper), "attrs: upper"),
+    "det": (np.linalg.det, ""),
+    "eigh": (lambda x, field: np.linalg.eigh(x)[field], "attrs: result index"),
+    "eigvalsh": (np.linalg.eigvalsh, ""),
+    "inv": (np.linalg.inv, ""),
+    "pinv": (lambda x, rtol: np.linalg.pinv(x, rtol=rtol), "rt: rtol"),
+    "qr": (lambda x, mode, field: np.linalg.qr(x, mode)[field], "attrs: mode, result index"),
+    "slogdet": (lambda x, field: np.linalg.slogdet(x)[field], "attrs: result index"),
+    "solve": (np.linalg.solve, "two inputs"),
+    "svd": (lambda x, full, field: np.linalg.svd(x, full_matrices=full)[field],
+            "attrs: full_matrices, result index"),
+    "svdvals": (np.linalg.svdvals, ""),
+}
+for _name, (_ref, _attrs) in _LINALG.items():
+    _add(Op(f"linalg.{_name}", HOST, 2 if _name == "solve" else 1, _ref,
+            doc=f"NumPy's `np.linalg.{_name}`{f' ({_attrs})' if _attrs else ''}."))
+
+
 def _argsort_descending(x, axis):
     """Stable descending order: equal values keep their original order (as the standard
     asks), so not simply the ascending order reversed."""
