@@ -601,6 +601,29 @@ def from_numpy(array: np.ndarray, *, device=None) -> Array:
     return asarray(array, device=device)
 
 
+def from_dlpack(x, /, *, device=None, copy=None) -> Array:
+    """An array from any object with `__dlpack__` (a numlazy array, NumPy, PyTorch, JAX...).
+    `device` None keeps the producer's device ("cpu" for host memory, "cuda:<i>" for CUDA).
+    Host producers are read through NumPy's DLPack support and shared when `copy` allows on
+    host devices. A CUDA producer is asked for a host copy (DLPack's `dl_device`, `copy=True`)
+    that is then moved to the device: the data goes through the host, two copies."""
+    if isinstance(x, Array):
+        return asarray(x, device=device, copy=copy)
+    if not hasattr(x, "__dlpack__") or not hasattr(x, "__dlpack_device__"):
+        raise TypeError(f"from_dlpack: x must support the DLPack protocol (__dlpack__ and "
+                        f"__dlpack_device__), got {type(x).__name__}")
+    kind, index = x.__dlpack_device__()
+    if int(kind) == 2:                                       # kDLCUDA
+        if copy is False:
+            raise BufferError("from_dlpack: copy=False, but CUDA data is copied through the "
+                              "host")
+        host = np.from_dlpack(x, device="cpu", copy=True)
+        target = device if device is not None else f"cuda:{int(index)}"
+        return asarray(host, device=target)
+    host = np.from_dlpack(x, copy=copy)
+    return asarray(host, device=device if device is not None else "cpu", copy=copy)
+
+
 # --- opaque ops ----------------------------------------------------------------------------
 
 def matmul(x1, x2, /) -> Array:
