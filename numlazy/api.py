@@ -434,7 +434,18 @@ def getitem(x: Array, key) -> Array:
     if index.device != x.device:
         index = asarray(index, device=x.device)
     out = _take(view, reshape(index, (-1,)), axis)
-    return reshape(out, view.shape[:axis] + index.shape + view.shape[axis + 1:])
+    out = reshape(out, view.shape[:axis] + index.shape + view.shape[axis + 1:])
+    # NumPy's rule: integers count as advanced indices too; when one stands apart from the
+    # array (a slice, None or ... between them), the index array's dims go first.
+    advanced = [i for i, k in enumerate(key) if i == pos or _is_int(k)]
+    if advanced[-1] - advanced[0] + 1 != len(advanced) and axis:
+        dims = list(range(axis, axis + index.ndim))
+        out = permute_dims(out, dims + [d for d in range(out.ndim) if d not in dims])
+    return out
+
+
+def _is_int(k) -> bool:
+    return isinstance(k, (int, np.integer)) and not isinstance(k, bool)
 
 
 def _output_axis(ndim: int, key: tuple, pos: int) -> int:

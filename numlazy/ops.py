@@ -122,6 +122,7 @@ UNARY = [
     ("isnan", np.isnan, _float_or_const("isnan({0})", "False")),
     ("isinf", np.isinf, _float_or_const("isinf({0})", "False")),
     ("isfinite", np.isfinite, _float_or_const("isfinite({0})", "True")),
+    ("signbit", np.signbit, "(copysign(1.0, {0}) < 0)"),     # NumPy has float loops only
     ("logical_not", np.logical_not, "(not {0})"),
     ("bitwise_invert", np.invert, _bool_or("(not {0})", "(~{0})")),
 ]
