@@ -55,6 +55,11 @@ def _host(name: str, srcs, attrs, shape, rt=()) -> Array:
                          tuple(shape), x.dtype, x.device))
 
 
+def _real(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and \
+        not isinstance(value, (bool, np.bool_))
+
+
 def _int(name: str, arg: str, value) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
         raise TypeError(f"linalg.{name}: {arg} must be an int, got {api._describe(value)}")
@@ -102,7 +107,7 @@ def pinv(x, /, *, rtol=None) -> Array:
     """Moore-Penrose pseudo-inverses; singular values below `rtol` (a float; default
     max(M, N) * eps) times the largest are treated as zero."""
     x = _matrices("pinv", x)
-    if rtol is not None and (type(rtol) not in (int, float)):
+    if rtol is not None and not _real(rtol):
         raise TypeError(f"linalg.pinv: rtol must be a float or None, got "
                         f"{api._describe(rtol)}")
     rtol = _default_rtol(x) if rtol is None else float(rtol)
@@ -252,7 +257,7 @@ def matrix_rank(x, /, *, rtol=None) -> Array:
         rtol = _default_rtol(x)
     elif isinstance(rtol, Array):
         rtol = api.expand_dims(rtol, axis=-1)
-    elif type(rtol) not in (int, float):
+    elif not _real(rtol):
         raise TypeError(f"linalg.matrix_rank: rtol must be a float, an array or None, got "
                         f"{api._describe(rtol)}")
     tol = api.multiply(api.max(s, axis=-1, keepdims=True), rtol)
@@ -290,6 +295,7 @@ def vector_norm(x, /, *, axis=None, keepdims: bool = False, ord=2) -> Array:
     if isinstance(ord, bool) or not isinstance(ord, (int, float)):
         raise TypeError(f"linalg.vector_norm: ord must be an int, a float or +/-inf, got "
                         f"{api._describe(ord)}")
+    api._axes("linalg.vector_norm", x.ndim, axis)          # checked here, named here
     if not dt.is_float(x.dtype):
         x = api.astype(x, dt.default_float)
     reduce = dict(axis=axis, keepdims=keepdims)

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 import numlazy as nl
+from numlazy import fusion
+from numlazy.ir import Graph
 
 from .conftest import assert_like_numpy, on
 
@@ -142,6 +144,18 @@ def test_vector_norm(device, ord, axis):
     assert _counter("fallback::np.linalg.norm") == before
 
 
+def test_tensordot_hands_matmul_no_transposed_views():
+    """Numba's CUDA arrays cannot reshape a transposed buffer (nor transpose one beyond 2-D),
+    and the simulator does not notice: tensordot copies its permuted operands in a kernel, so
+    the views applied to matmul's inputs are reshapes of contiguous buffers only."""
+    a, b = nl.asarray(np.ones((3, 2, 4))), nl.asarray(np.ones((4, 3)))
+    graph = Graph([nl.tensordot(a, b, axes=((0, 2), (1, 0)))._node])
+    schedule = fusion.partition(graph, lambda op: True)
+    (matmul,) = [k for k in schedule.kernels if isinstance(k, fusion.HostKernel)]
+    views = [graph.nodes[v].op for _, chain in matmul.inputs for v in chain]
+    assert views and "permute" not in views
+
+
 def test_linalg_namespace_reuses_the_main_functions():
     for name in ("matmul", "matrix_transpose", "tensordot", "vecdot"):
         assert getattr(L, name) is getattr(nl, name)
@@ -175,3 +189,7 @@ def test_linalg_errors(device):
         L.diagonal(sq, offset=0.5)
     with pytest.raises(TypeError, match="linalg.pinv: rtol must be a float or None"):
         L.pinv(sq, rtol="x")
+    with pytest.raises(np.exceptions.AxisError, match="linalg.vector_norm: axis 2"):
+        L.vector_norm(rect, axis=2)
+    assert_like_numpy(L.pinv(sq, rtol=np.float64(0.5)), np.linalg.pinv(_matrices(), rtol=0.5),
+                      **TOL)
