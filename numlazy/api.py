@@ -419,7 +419,7 @@ def getitem(x: Array, key) -> Array:
         raise IndexError(f"only one array is supported in an index, got {len(arrays)} in "
                          f"{key!r}; accepted: {_ACCEPTED_KEYS}")
     pos = arrays[0]
-    (index,), _ = _operands("getitem", (key[pos],))
+    index = key[pos] if isinstance(key[pos], Array) else np.asarray(key[pos])
     if index.dtype == dt.bool_:
         if len(key) != 1:
             raise IndexError(f"a boolean array must be the sole index, got {key!r}; "
@@ -431,8 +431,7 @@ def getitem(x: Array, key) -> Array:
     rest = key[:pos] + (slice(None),) + key[pos + 1:]
     view = _index_view("getitem", x, _basic_entries(x, rest, _ACCEPTED_KEYS))
     axis = _output_axis(x.ndim, rest, pos)
-    if index.device != x.device:
-        index = asarray(index, device=x.device)
+    index = asarray(index, device=x.device)
     out = _take(view, reshape(index, (-1,)), axis)
     out = reshape(out, view.shape[:axis] + index.shape + view.shape[axis + 1:])
     # NumPy's rule: integers count as advanced indices too; when one stands apart from the
@@ -460,13 +459,17 @@ def _output_axis(ndim: int, key: tuple, pos: int) -> int:
     return axis
 
 
-def _boolean_index(x: Array, mask: Array) -> Array:
-    """`x[mask]`: the flat positions of the true elements of the mask (read) taken from x
-    with the mask's dims flattened into one."""
+def _boolean_index(x: Array, mask) -> Array:
+    """`x[mask]`: the flat positions of the true elements of the mask (a numlazy mask is
+    read) taken from x with the mask's dims flattened into one."""
     if mask.shape != x.shape[:mask.ndim]:
         raise IndexError(f"boolean index of shape {mask.shape} does not match the leading "
                          f"dimensions of the indexed array's shape {x.shape}")
-    flat = np.flatnonzero(_read("boolean_index", mask))
+    if isinstance(mask, Array):
+        if mask.device != x.device:
+            raise IndexError(f"the boolean index is on {mask.device}, the array on {x.device}")
+        mask = _read("boolean_index", mask)
+    flat = np.flatnonzero(mask)
     rows = reshape(x, (math.prod(mask.shape),) + x.shape[mask.ndim:])
     return _take(rows, asarray(flat.astype(np.int64), device=x.device), 0)
 

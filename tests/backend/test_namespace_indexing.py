@@ -123,7 +123,8 @@ def test_getitem_boolean_mask(device, mask_shape):
     assert _counter("fallback::boolean_index") == before + 1
     assert not a._node.realized                  # only the mask was computed
     assert_like_numpy(got, (x * 2)[m])
-    assert_like_numpy(on(device, x)[m], x[m])    # a NumPy mask
+    assert_like_numpy(on(device, x)[m], x[m])    # a NumPy mask: nothing to read, not counted
+    assert _counter("fallback::boolean_index") == before + 1
 
 
 def test_getitem_array_errors(device):
