@@ -20,7 +20,8 @@ from .executor import (get_tensor_id, mark_step, step, sync, sync_multi,  # noqa
 from .closures import add_step_closure, get_device_context, run_step_closures  # noqa: E402
 from .serialize import load, save  # noqa: E402
 from .compile import compile  # noqa: E402,A001
-from . import debug, ir_cache  # noqa: E402
+from . import debug, ir_cache, linalg  # noqa: E402
+from ._info import __array_namespace_info__  # noqa: E402
 from . import accelerator, backends  # noqa: E402
 from .registry import Backend, list_backends, register_backend  # noqa: E402
 

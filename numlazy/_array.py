@@ -135,6 +135,47 @@ class Array:
 
     __hash__ = None
 
+    # -- DLPack and the CUDA array interface (zero-copy exchange; both materialize) ----------
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """A DLPack capsule of the computed values (host devices, through NumPy's DLPack
+        support). The capsule is read-only where the consumer's DLPack version can say so
+        (1.0 and later); for older consumers the values are copied (`copy=False` then raises
+        BufferError). CUDA arrays raise BufferError: use `__cuda_array_interface__`."""
+        if self.device.type == "cuda":
+            raise BufferError("__dlpack__ is not supported for CUDA arrays yet; use "
+                              "__cuda_array_interface__ (CuPy, PyTorch, JAX and Numba read it "
+                              "without a copy)")
+        host = self._host()
+        if max_version is None or tuple(max_version) < (1, 0):
+            if copy is False:
+                raise BufferError("__dlpack__: copy=False, but a DLPack version before 1.0 "
+                                  "cannot mark the shared buffer read-only")
+            host, copy = host.copy(), None
+        return host.__dlpack__(stream=stream, max_version=max_version, dl_device=dl_device,
+                               copy=copy)
+
+    def __dlpack_device__(self) -> tuple:
+        """(DLPack device type, index): (1, 0) for host devices, (2, index) for CUDA."""
+        if self.device.type == "cuda":
+            return (2, self.device.index or 0)
+        return (1, 0)
+
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        """The CUDA array interface of the computed device buffer (CUDA arrays only: others
+        raise AttributeError, so `hasattr` is False). Zero-copy: the consumer must not write
+        to it, since pending graphs may share the buffer."""
+        if self.device.type != "cuda":
+            raise AttributeError(f"__cuda_array_interface__ exists only on CUDA arrays; this "
+                                 f"array is on {self.device}")
+        executor.materialize(self)
+        try:
+            return self._node.buffer.__cuda_array_interface__
+        except AttributeError:
+            raise AttributeError("__cuda_array_interface__: this CUDA buffer has none (Numba's "
+                                 "CUDA simulator does not provide it)") from None
+
     # -- indexing ----------------------------------------------------------------------------
 
     def __getitem__(self, key):

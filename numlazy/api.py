@@ -7,6 +7,7 @@ it and leaves no half-recorded graph.
 from __future__ import annotations
 
 import builtins
+import collections
 import math
 import operator
 
@@ -388,13 +389,89 @@ def flip(x, /, *, axis=None) -> Array:
                                    if d in axes else ("f",) for d in range(x.ndim)])
 
 
+def unstack(x, /, *, axis=0) -> tuple:
+    """The slices of `x` along `axis`, as a tuple of views (no copy)."""
+    (x,), _ = _operands("unstack", (x,))
+    if x.ndim == 0:
+        raise ValueError("unstack: x must have at least one dimension")
+    ax = _axis("unstack", x.ndim, axis)
+    return tuple(_index_view("unstack", x, [("i", i) if d == ax else ("f",)
+                                            for d in range(x.ndim)])
+                 for i in range(x.shape[ax]))
+
+
+_ACCEPTED_KEYS = ("integers, slices (`:`), ellipsis (`...`), None, one integer array (with "
+                  "basic indices) or one boolean array (alone)")
+
+
 def getitem(x: Array, key) -> Array:
-    """Basic indexing: integers, slices (with steps), None and Ellipsis."""
+    """`x[key]`. Basic indices (integers, slices with steps, None, Ellipsis) are views. One
+    integer array among basic indices selects along its axis as `take` does (fused; its
+    shape replaces that axis; out-of-range values are clipped, as in `take`). A boolean
+    array as the sole index selects the elements where it is true: the count depends on its
+    values, so the mask is read (a step boundary, counted `fallback::boolean_index`), while
+    `x` stays lazy."""
     key = key if isinstance(key, tuple) else (key,)
-    if builtins.any(isinstance(k, (Array, np.ndarray, list)) for k in key):
-        raise IndexError("integer-array and boolean indexing are not supported yet; "
-                         "accepted: integers, slices, None and ...")
-    return _index_view("getitem", x, _basic_entries(x, key))
+    arrays = [i for i, k in enumerate(key) if isinstance(k, (Array, np.ndarray, list))]
+    if not arrays:
+        return _index_view("getitem", x, _basic_entries(x, key, _ACCEPTED_KEYS))
+    if len(arrays) > 1:
+        raise IndexError(f"only one array is supported in an index, got {len(arrays)} in "
+                         f"{key!r}; accepted: {_ACCEPTED_KEYS}")
+    pos = arrays[0]
+    index = key[pos] if isinstance(key[pos], Array) else np.asarray(key[pos])
+    if index.dtype == dt.bool_:
+        if len(key) != 1:
+            raise IndexError(f"a boolean array must be the sole index, got {key!r}; "
+                             f"accepted: {_ACCEPTED_KEYS}")
+        return _boolean_index(x, index)
+    if not dt.is_integer(index.dtype):
+        raise IndexError(f"arrays used as indices must be of integer or boolean dtype, got "
+                         f"{index.dtype}; accepted: {_ACCEPTED_KEYS}")
+    rest = key[:pos] + (slice(None),) + key[pos + 1:]
+    view = _index_view("getitem", x, _basic_entries(x, rest, _ACCEPTED_KEYS))
+    axis = _output_axis(x.ndim, rest, pos)
+    index = asarray(index, device=x.device)
+    out = _take(view, reshape(index, (-1,)), axis)
+    out = reshape(out, view.shape[:axis] + index.shape + view.shape[axis + 1:])
+    # NumPy's rule: integers count as advanced indices too; when one stands apart from the
+    # array (a slice, None or ... between them), the index array's dims go first.
+    advanced = [i for i, k in enumerate(key) if i == pos or _is_int(k)]
+    if advanced[-1] - advanced[0] + 1 != len(advanced) and axis:
+        dims = list(range(axis, axis + index.ndim))
+        out = permute_dims(out, dims + [d for d in range(out.ndim) if d not in dims])
+    return out
+
+
+def _is_int(k) -> bool:
+    return isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+
+
+def _output_axis(ndim: int, key: tuple, pos: int) -> int:
+    """The axis of the basic view of `x[key]` that the entry at `pos` (a slice) gives."""
+    consumed = builtins.sum(k is not None and k is not Ellipsis for k in key)
+    axis = 0
+    for k in key[:pos]:
+        if k is Ellipsis:
+            axis += ndim - consumed
+        elif k is None or isinstance(k, slice):
+            axis += 1
+    return axis
+
+
+def _boolean_index(x: Array, mask) -> Array:
+    """`x[mask]`: the flat positions of the true elements of the mask (a numlazy mask is
+    read) taken from x with the mask's dims flattened into one."""
+    if mask.shape != x.shape[:mask.ndim]:
+        raise IndexError(f"boolean index of shape {mask.shape} does not match the leading "
+                         f"dimensions of the indexed array's shape {x.shape}")
+    if isinstance(mask, Array):
+        if mask.device != x.device:
+            raise IndexError(f"the boolean index is on {mask.device}, the array on {x.device}")
+        mask = _read("boolean_index", mask)
+    flat = np.flatnonzero(mask)
+    rows = reshape(x, (math.prod(mask.shape),) + x.shape[mask.ndim:])
+    return _take(rows, asarray(flat.astype(np.int64), device=x.device), 0)
 
 
 # --- creation ------------------------------------------------------------------------------
@@ -536,6 +613,29 @@ def asarray(obj, /, *, dtype=None, device=None, copy=None) -> Array:
 
 def from_numpy(array: np.ndarray, *, device=None) -> Array:
     return asarray(array, device=device)
+
+
+def from_dlpack(x, /, *, device=None, copy=None) -> Array:
+    """An array from any object with `__dlpack__` (a numlazy array, NumPy, PyTorch, JAX...).
+    `device` None keeps the producer's device ("cpu" for host memory, "cuda:<i>" for CUDA).
+    Host producers are read through NumPy's DLPack support and shared when `copy` allows on
+    host devices. A CUDA producer is asked for a host copy (DLPack's `dl_device`, `copy=True`)
+    that is then moved to the device: the data goes through the host, two copies."""
+    if isinstance(x, Array):
+        return asarray(x, device=device, copy=copy)
+    if not hasattr(x, "__dlpack__") or not hasattr(x, "__dlpack_device__"):
+        raise TypeError(f"from_dlpack: x must support the DLPack protocol (__dlpack__ and "
+                        f"__dlpack_device__), got {type(x).__name__}")
+    kind, index = x.__dlpack_device__()
+    if int(kind) == 2:                                       # kDLCUDA
+        if copy is False:
+            raise BufferError("from_dlpack: copy=False, but CUDA data is copied through the "
+                              "host")
+        host = np.from_dlpack(x, device="cpu", copy=True)
+        target = device if device is not None else f"cuda:{int(index)}"
+        return asarray(host, device=target)
+    host = np.from_dlpack(x, copy=copy)
+    return asarray(host, device=device if device is not None else "cpu", copy=copy)
 
 
 # --- opaque ops ----------------------------------------------------------------------------
@@ -873,10 +973,57 @@ def tensordot(x1, x2, /, *, axes=2) -> Array:
     free1 = [d for d in range(x1.ndim) if d not in a1]
     free2 = [d for d in range(x2.ndim) if d not in a2]
     k = math.prod(x1.shape[d] for d in a1)
-    left = reshape(permute_dims(x1, free1 + a1), (math.prod(x1.shape[d] for d in free1), k))
-    right = reshape(permute_dims(x2, a2 + free2), (k, math.prod(x2.shape[d] for d in free2)))
+    left = reshape(_permuted_copy(x1, free1 + a1), (math.prod(x1.shape[d] for d in free1), k))
+    right = reshape(_permuted_copy(x2, a2 + free2), (k, math.prod(x2.shape[d] for d in free2)))
     return reshape(matmul(left, right), tuple(x1.shape[d] for d in free1) +
                    tuple(x2.shape[d] for d in free2))
+
+
+def _permuted_copy(x: Array, axes: list) -> Array:
+    """`x` permuted, computed into a contiguous buffer by a copy kernel when the order
+    changes: matmul (an opaque op) receives its operands' views applied to device buffers,
+    and a reshape of a transposed buffer is no view (Numba's CUDA arrays refuse it)."""
+    out = permute_dims(x, tuple(axes))
+    return out if out is x else astype(out, out.dtype, copy=True)
+
+
+# --- indexing: take (a gather that reads its indices from an array) ------------------------
+
+def take(x, indices, /, *, axis=None) -> Array:
+    """Elements of `x` at the 1-D integer array `indices` along `axis` (required when x has
+    more than one dimension). Fused: the consumer's kernel reads each index, then x there.
+    Negative indices count from the end; indices outside [-n, n), which the standard leaves
+    unspecified, are clipped to the first or last element (a kernel never reads outside x).
+
+        >>> import numpy as np, numlazy as nl
+        >>> nl.take(nl.asarray([10, 20, 30]), nl.asarray([2, 0, -1])).tolist()
+        [30, 10, 30]
+    """
+    (x, indices), _ = _operands("take", (x, indices))
+    if not isinstance(x, Array) or x.ndim == 0:
+        raise ValueError("take: x must be an array of at least one dimension")
+    if not isinstance(indices, Array) or not dt.is_integer(indices.dtype):
+        got = indices.dtype if isinstance(indices, Array) else _describe(indices)
+        raise TypeError(f"take: indices must be an array of an integer dtype, got {got}")
+    if indices.ndim != 1:
+        raise ValueError(f"take: indices must be 1-D, got shape {indices.shape}")
+    if axis is None:
+        if x.ndim != 1:
+            raise ValueError(f"take: axis is required for x of shape {x.shape} (more than "
+                             f"one dimension)")
+        axis = 0
+    return _take(x, indices, _axis("take", x.ndim, axis))
+
+
+def _take(x: Array, indices: Array, axis: int) -> Array:
+    n = x.shape[axis]
+    if n == 0 and indices.size:
+        raise IndexError(f"take: cannot take {indices.size} element(s) from axis {axis} of "
+                         f"size 0 (shape {x.shape})")
+    shape = x.shape[:axis] + indices.shape + x.shape[axis + 1:]
+    indices = astype(indices, dt.int64, copy=False)
+    return Array(ir.make("take", (x._node, indices._node), (axis,), (np.int64(n),), shape,
+                         x.dtype, x.device))
 
 
 # --- statistics, searching, sorting, sets ---------------------------------------------------
@@ -939,10 +1086,67 @@ def nonzero(x, /) -> tuple:
                  for i in np.nonzero(_read("nonzero", x)))
 
 
+def searchsorted(x1, x2, /, *, side="left", sorter=None) -> Array:
+    """Indices where the elements of `x2` would be inserted into the 1-D `x1` (sorted
+    ascending, or in the order `sorter` gives) to keep it sorted; `side` "left" (first
+    suitable position) or "right" (last). Runs on the interpreter for now
+    (`fallback::searchsorted`); `sorter` is a fused `take`."""
+    (x1, x2), device = _operands("searchsorted", (x1, x2))
+    if not isinstance(x1, Array) or x1.ndim != 1:
+        raise ValueError(f"searchsorted: x1 must be a 1-D array, got shape "
+                         f"{getattr(x1, 'shape', ())}")
+    if side not in ("left", "right"):
+        raise ValueError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
+    if sorter is not None:
+        (sorter,), _ = _operands("searchsorted", (sorter,))
+        if sorter.shape != x1.shape:
+            raise ValueError(f"searchsorted: sorter must have x1's shape {x1.shape}, got "
+                             f"{sorter.shape}")
+        x1 = take(x1, sorter)
+    dtype = dt.result_type(x1.dtype, x2.dtype if isinstance(x2, Array) else type(x2))
+    x1 = astype(x1, dtype, copy=False)
+    x2 = astype(x2 if isinstance(x2, Array) else asarray(x2, dtype=dtype, device=device),
+                dtype, copy=False)
+    return Array(ir.make("searchsorted", (x1._node, x2._node), (side,), (), x2.shape,
+                         dt.int64, device))
+
+
 def unique_values(x, /) -> Array:
     """The distinct values of `x`, sorted, flattened (reads `x`)."""
     (x,), _ = _operands("unique_values", (x,))
     return asarray(np.unique_values(_read("unique_values", x).reshape(-1)), device=x.device)
+
+
+# The standard's result tuples (field names as in the standard).
+UniqueAllResult = collections.namedtuple("UniqueAllResult",
+                                         "values indices inverse_indices counts")
+UniqueCountsResult = collections.namedtuple("UniqueCountsResult", "values counts")
+UniqueInverseResult = collections.namedtuple("UniqueInverseResult", "values inverse_indices")
+
+
+def _unique(name: str, x, result):
+    """NumPy's `np.<name>` on the values of `x` (read: a step boundary, counted), each field
+    back on x's device; integer fields are int64. `inverse_indices` has x's shape."""
+    (x,), _ = _operands(name, (x,))
+    found = getattr(np, name)(_read(name, x))
+    return result(*(asarray(f if field == "values" else f.astype(np.int64), device=x.device)
+                    for field, f in zip(result._fields, found)))
+
+
+def unique_all(x, /) -> UniqueAllResult:
+    """Distinct values of `x` (sorted), the flat index of each one's first occurrence, the
+    index into `values` of every element of x (x's shape), and each value's count."""
+    return _unique("unique_all", x, UniqueAllResult)
+
+
+def unique_counts(x, /) -> UniqueCountsResult:
+    """Distinct values of `x` (sorted) and how often each occurs."""
+    return _unique("unique_counts", x, UniqueCountsResult)
+
+
+def unique_inverse(x, /) -> UniqueInverseResult:
+    """Distinct values of `x` (sorted) and, for every element of x, its index in them."""
+    return _unique("unique_inverse", x, UniqueInverseResult)
 
 
 # --- functional updates and NumPy interop --------------------------------------------------
@@ -1116,6 +1320,6 @@ def array_function(func, args, kwargs):
 
 __all__ = sorted(
     [name for name, value in globals().items()
-     if callable(value) and not name.startswith("_")
+     if callable(value) and not name.startswith("_") and not isinstance(value, type)
      and getattr(value, "__module__", None) == __name__
      and name not in ("getitem", "setitem", "array_ufunc", "array_function")])

@@ -81,9 +81,12 @@ class KernelParts:
         if op.kind == ops.CREATION:
             return self._assign(cast(node.dtype, op.value(idx, self.rt_names[p])))
         if op.kind == ops.GATHER:          # read only the chosen source (they are buffers)
-            rt, expr = self.rt_names[p], None
+            rt, expr, found = self.rt_names[p], None, ()
+            if op.lookup is not None:      # the last source holds indices: read one first
+                *srcs, where = srcs
+                found = (self._assign(self.value(where, tuple(op.lookup(node.attrs, idx)))),)
             for k in reversed(range(len(srcs))):
-                v = self.value(srcs[k], tuple(op.source_index(node.attrs, idx, rt, k)))
+                v = self.value(srcs[k], tuple(op.source_index(node.attrs, idx, rt, k, *found)))
                 expr = v if expr is None else \
                     f"({v} if {op.select(node.attrs, idx, rt, k)} else {expr})"
             return expr

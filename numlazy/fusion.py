@@ -170,9 +170,14 @@ def walk(graph: Graph, kernel: LoopKernel, materialized: set):
             rts.add(p)
         op = ops.TABLE[node.op]
         if op.kind == ops.GATHER:
-            stack.extend((graph.pos[id(s)], tuple(op.source_index(node.attrs, idx,
-                                                                  rt_names(p, node), k)))
-                         for k, s in enumerate(node.srcs))
+            srcs, found = [graph.pos[id(s)] for s in node.srcs], ()
+            if op.lookup is not None:      # an index read from data: never the loop index
+                *srcs, where = srcs
+                stack.append((where, tuple(op.lookup(node.attrs, idx))))
+                found = (f"found{p}",)
+            stack.extend((s, tuple(op.source_index(node.attrs, idx, rt_names(p, node), k,
+                                                   *found)))
+                         for k, s in enumerate(srcs))
             continue
         if op.kind == ops.VIEW:
             idx = tuple(op.index_map(node.attrs, idx, rt_names(p, node)))

@@ -122,6 +122,7 @@ UNARY = [
     ("isnan", np.isnan, _float_or_const("isnan({0})", "False")),
     ("isinf", np.isinf, _float_or_const("isinf({0})", "False")),
     ("isfinite", np.isfinite, _float_or_const("isfinite({0})", "True")),
+    ("signbit", np.signbit, "(copysign(1.0, {0}) < 0)"),     # NumPy has float loops only
     ("logical_not", np.logical_not, "(not {0})"),
     ("bitwise_invert", np.invert, _bool_or("(not {0})", "(~{0})")),
 ]
@@ -305,11 +306,14 @@ for _name, _map in (("broadcast", _broadcast_map), ("permute", _permute_map),
 # takes the rest). Generated code reads only the chosen source (a conditional expression),
 # so fusion gives every source a buffer (`fusion._materialized`), never an inlined value
 # computed at an index outside its shape.
+# A gather with `lookup` reads an index from data: its last source is an index array, read at
+# `lookup(attrs, idx)`, and that value (an expression) is `source_index`'s fifth argument.
 
 @dataclass(frozen=True, eq=False)
 class GatherOp(Op):
     source_index: Callable = None
     select: Callable = None
+    lookup: Callable = None
 
 
 def _concat_index(attrs, idx, rt, k):
@@ -322,6 +326,25 @@ _add(GatherOp("concat", GATHER, -1, lambda *a: np.concatenate(a[:-1], axis=a[-1]
               select=lambda attrs, idx, rt, k: f"{idx[attrs[0]]} < {rt[k + 1]}",
               doc="Arrays of one dtype joined along an existing axis (attrs: axis; rt: the "
                   "sources' offsets along it)."))
+
+
+def _take_index(attrs, idx, rt, k, found):
+    # rt: x's size n along the axis. A negative index counts from the end; the standard
+    # leaves indices outside [-n, n) unspecified: they are clipped, so no read leaves x.
+    axis, n = attrs[0], rt[0]
+    clipped = f"min(max({found} + {n} if {found} < 0 else {found}, 0), {n} - 1)"
+    return idx[:axis] + (clipped,) + idx[axis + 1:]
+
+
+def _take_ref(x, indices, axis):
+    n = x.shape[axis]
+    return np.take(x, np.clip(np.where(indices < 0, indices + n, indices), 0, n - 1), axis)
+
+
+_add(GatherOp("take", GATHER, 2, _take_ref, source_index=_take_index,
+              lookup=lambda attrs, idx: (idx[attrs[0]],),
+              doc="Elements of x at int64 indices along an axis, negative from the end, out of "
+                  "range clipped (attrs: axis; rt: x's size along it)."))
 
 
 # --- creation: values computed from the element's own index --------------------------------
@@ -366,6 +389,32 @@ _add(Op("argsort", HOST, 1,
         lambda x, axis, descending: _argsort_descending(x, axis) if descending
         else np.argsort(x, axis, kind="stable"),
         doc="Indices that sort along an axis, stable (attrs: axis, descending)."))
+
+
+_add(Op("searchsorted", HOST, 2, lambda x1, x2, side: np.searchsorted(x1, x2, side),
+        doc="Insertion indices of x2's elements into the sorted 1-D x1 (attrs: side)."))
+
+
+# Linear algebra: NumPy's LAPACK routines (`numlazy.linalg`). A factorization with several
+# results is one op per result (attrs end with the result's index): NumPy factors once per
+# result that a step keeps.
+_LINALG = {
+    "cholesky": (lambda x, upper: np.linalg.cholesky(x, upper=upper), "attrs: upper"),
+    "det": (np.linalg.det, ""),
+    "eigh": (lambda x, field: np.linalg.eigh(x)[field], "attrs: result index"),
+    "eigvalsh": (np.linalg.eigvalsh, ""),
+    "inv": (np.linalg.inv, ""),
+    "pinv": (lambda x, rtol: np.linalg.pinv(x, rtol=rtol), "rt: rtol"),
+    "qr": (lambda x, mode, field: np.linalg.qr(x, mode)[field], "attrs: mode, result index"),
+    "slogdet": (lambda x, field: np.linalg.slogdet(x)[field], "attrs: result index"),
+    "solve": (np.linalg.solve, "two inputs"),
+    "svd": (lambda x, full, field: np.linalg.svd(x, full_matrices=full)[field],
+            "attrs: full_matrices, result index"),
+    "svdvals": (np.linalg.svdvals, ""),
+}
+for _name, (_ref, _attrs) in _LINALG.items():
+    _add(Op(f"linalg.{_name}", HOST, 2 if _name == "solve" else 1, _ref,
+            doc=f"NumPy's `np.linalg.{_name}`{f' ({_attrs})' if _attrs else ''}."))
 
 
 def _argsort_descending(x, axis):

@@ -80,8 +80,8 @@ def test_bad_indices(x):
         x[0, 5]
     with pytest.raises(IndexError, match="too many indices"):
         x[0, 0, 0]
-    with pytest.raises(IndexError, match="not supported yet"):
-        x[np.array([0, 1])]
+    with pytest.raises(IndexError, match="only one array is supported in an index"):
+        x[np.array([0, 1]), np.array([0, 1])]
 
 
 def test_reshape_and_broadcast_errors(x):

@@ -63,6 +63,10 @@ SCRIPT = textwrap.dedent('''
     # Gathers: concat, roll and stack read the chosen source in a conditional expression.
     check("gathers", nl.concat([x, x[:, ::2] * 2], axis=1) + 1, nl.roll(x, 2, axis=2),
           nl.stack([v, v + 1]), nl.concat([on(np.ones(3), "int8"), on(np.ones(2), "int8")]))
+    # take: the kernel reads an index from an array, then the source there (clipped).
+    idx = on([2, 0, -1], "int64")
+    check("take", nl.take(x, idx, axis=1) * 2 + 1, x[:, :, on([4, 0], "int32")],
+          nl.take(on(np.ones(4), "uint8"), idx) + 1)
 
     # Reductions: full and over axes (leading, trailing, middle), with fused producers.
     for dtype in ("float32", "float64", "int32", "uint8", "bool"):
