@@ -1,10 +1,9 @@
 """The CUDA backend's row-kernel variants on a row softmax: time, registers, local memory.
 
-    python bench/cuda_rows.py [--rows 32768] [--cols 4096] [--configs block:256,cached:16:256]
+    python bench/cuda_rows.py [--rows 32768] [--cols 4096] [--configs block:256,exact:8:512]
 
-A config is `block:THREADS` (a block per row looping over the row), `cached:SLOTS:THREADS` (a
-block per row holding SLOTS elements per thread in registers; needs cols <= SLOTS * THREADS)
-or `exact:SLOTS:THREADS` (the same without guards; needs cols == SLOTS * THREADS). Each config renders its kernels afresh (numlazy's in-memory caches
+A config is `block:THREADS` (a block per row looping over the row) or `exact:SLOTS:THREADS` (a
+block per row holding SLOTS elements per thread in registers; needs cols == SLOTS * THREADS). Each config renders its kernels afresh (numlazy's in-memory caches
 are cleared) and the launcher is told which variant and block size to use; a trailing `:fast`
 runs it at the "fast" fp32 precision. The step is timed as bench/gpu_check.py times it (median
 of 30 synchronized steps, float32), then the kernel alone (30 launches back to back).
@@ -61,7 +60,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=32768)
     ap.add_argument("--cols", type=int, default=4096)
-    ap.add_argument("--configs", default="block:256,cached:16:256,exact:16:256,exact:8:512")
+    ap.add_argument("--configs", default="block:256,exact:16:256,exact:8:512,exact:4:1024")
     args = ap.parse_args()
     dev = nl.device("cuda")
     backend = backend_for(dev)
@@ -84,7 +83,7 @@ def main():
         fast = numbers[-1] == "fast"
         numbers = numbers[:-1] if fast else numbers
         threads = int(numbers[-1])
-        if variant in ("cached", "exact"):
+        if variant == "exact":
             render.ROW_CACHE = int(numbers[0])
         cache.clear_memory()
         seen: list = []

@@ -292,23 +292,24 @@ class AxisReduction(_Launcher):
 class RowReduction(AxisReduction):
     """A row kernel: launched as a reduction over the trailing dims (`block`: a block per
     row, threads from the row's length; `thread`: a thread per row for short rows), or, for
-    rows that fit, a block per row holding the row's inputs in registers: `exact` for rows of
-    exactly `slots` elements per thread, `cached` (guarded) for shorter ones."""
+    rows of `slots` elements per thread of a block of 2^k warps, `exact`: a block per row
+    holding the row's inputs in registers."""
 
     def __init__(self, backend, module, rank, outer):
         super().__init__(backend, module, rank, tuple(range(outer, rank)))
-        self.cached, self.exact = self.kernel("cached"), self.kernel("exact")
+        self.exact = self.kernel("exact")
         self.slots = _render.row_cache(self.sim)
+        self.fewest, self.most = (2, self.threads) if self.sim else (32, 1024)
 
     def __call__(self, sizes, outs, ins, rts):
         inner = math.prod(sizes[d] for d in self.axes)
-        threads = self.group(inner)
-        if self.cached is None or not 16 < inner <= self.slots * threads:
+        threads, rest = divmod(inner, self.slots)
+        if self.exact is None or rest or threads != _pow2(threads) or \
+                not self.fewest <= threads <= self.most:       # the trees want powers of 2
             return super().__call__(sizes, outs, ins, rts)
         outer = math.prod(sizes[d] for d in self.kept)
         if outer:
-            kernel = self.exact if inner == self.slots * threads else self.cached
-            kernel(min(outer, self.max_blocks), threads, (tuple(sizes), *outs, *ins, *rts))
+            self.exact(min(outer, self.max_blocks), threads, (tuple(sizes), *outs, *ins, *rts))
 
 
 class FullReduction(_Launcher):

@@ -241,7 +241,7 @@ def render(parts: KernelParts, simulator: bool, fastmath=None) -> str:
 def variants(parts: KernelParts) -> tuple:
     """Names of the kernels `render` defines for `parts`."""
     if isinstance(parts, RowParts):
-        return ("block", "thread") + (("cached", "exact") if _cacheable(parts) else ())
+        return ("block", "thread") + (("exact",) if _cacheable(parts) else ())
     if parts.kernel.reduce is None:
         return ("flat", "rows") if parts.rank >= 2 else ("flat",)
     axes = parts.reduction()[4]
@@ -478,30 +478,30 @@ def _row(row: RowParts, simulator: bool) -> list:
         _indent(_unravel("g", range(outer)) + thread)
     out += _def("thread", row.args, body, simulator)
     if _cacheable(row):
-        out += _def("cached", row.args, _cached_row(row, simulator, exact=False), simulator)
-        out += _def("exact", row.args, _cached_row(row, simulator, exact=True), simulator)
+        out += _def("exact", row.args, _exact_row(row, simulator), simulator)
     return out
 
 
 # -- row kernels with the row in registers ---------------------------------------------------
-# `cached`: a block per row, as `block`, for rows of at most `row_cache(simulator)` elements
-# per thread. Each thread loads its elements of every input the phases read at the element
-# index once, into registers, before the first phase; the phases then run over those
-# registers (one unrolled, guarded copy of the phase's lines per element). DRAM sees each
-# input once per row instead of once per phase, and the loads are independent, so they are
-# all in flight at once (the `block` loop waits for one load per iteration).
-# `exact`: the same for rows of exactly `row_cache` elements per thread, without the guards
-# (each guard's predicate stays live across the phases: registers, hence occupancy).
+# `exact`: a block per row, as `block`, for rows of exactly `row_cache(simulator)` elements
+# per thread (the launcher picks the block size). Each thread loads its elements of every
+# input the phases read at the element index once, into registers, before the first phase;
+# the phases then run over those registers, one unrolled copy of the phase's lines per
+# element. DRAM sees each input once per row instead of once per phase, and the loads are
+# independent, so they are all in flight at once (the `block` loop waits for one load per
+# iteration). There are no guards: measured on an H200 (bench/cuda_rows.py, NOTES "CUDA
+# v3"), guarded elements for shorter rows cost registers and ran slower than `block`, and 8
+# elements a thread beat 4 and 16.
 
-ROW_CACHE = 16               # elements per thread (a row of 4096 with 256 threads)
-ROW_CACHE_SIMULATOR = 2      # small rows under the simulator, so both variants are tested
+ROW_CACHE = 8                # elements per thread (a row of 4096 with 512 threads)
+ROW_CACHE_SIMULATOR = 2      # small rows under the simulator (a row of 64 with 32 threads)
 ROW_CACHE_READS = 4          # inputs kept in registers, at most (ROW_CACHE values each)
 
 _READ = re.compile(r"\ba\d+\[")
 
 
 def row_cache(simulator: bool) -> int:
-    """Elements per thread the `cached` row kernel holds in registers."""
+    """Elements per thread the `exact` row kernel holds in registers."""
     return ROW_CACHE_SIMULATOR if simulator else ROW_CACHE
 
 
@@ -538,7 +538,7 @@ def _split_phases(row: RowParts, simulator: bool) -> list:
 
 
 def _cacheable(row: RowParts) -> bool:
-    """Whether `cached` applies: few inputs read per element, and no conditional reads (a
+    """Whether `exact` applies: few inputs read per element, and no conditional reads (a
     gather's other sources may lie outside their shape at this element)."""
     per_element = [line for _, _, lines, _ in _split_phases(row, simulator=True)
                    for line in lines]
@@ -550,9 +550,8 @@ _ASSIGNED = re.compile(r"(\w+) = ")
 _RENAMED = re.compile(r"\b(?:i(\d+)|\w*v\d+|ld\d+)\b")
 
 
-def _cached_row(row: RowParts, simulator: bool, exact: bool) -> list:
+def _exact_row(row: RowParts, simulator: bool) -> list:
     outer, rank, slots = row.outer, row.rank, row_cache(simulator)
-    nodes = row.phases[0].graph.nodes
     phases = _split_phases(row, simulator)
     reads = _element_reads(line for _, _, per_element, _ in phases for line in per_element)
     loads = {read: f"ld{k}" for k, read in enumerate(reads)}
@@ -579,16 +578,13 @@ def _cached_row(row: RowParts, simulator: bool, exact: bool) -> list:
     for j, (_, _, _, r) in enumerate(phases):
         if r is not None:
             body += [line for line in _phase(r.shared(), j) if line not in body]
-    body += [f"outer = {_product(range(outer))}", f"inner = {_product(element_dims)}",
+    body += [f"outer = {_product(range(outer))}",
              "for g in range(cuda.blockIdx.x, outer, cuda.gridDim.x):"]
     head = _unravel("g", range(outer))
     for u in range(slots):
         head += [f"h_{u} = t + {u} * cuda.blockDim.x"] + at(_unravel(f"h_{u}", element_dims), u)
     for read, name in loads.items():
-        zero = cast(nodes[int(read[1:read.index("[")])].dtype, "0")
-        for u in range(slots):
-            value = read if exact else f"{read} if h_{u} < inner else {zero}"
-            head += at([f"{name} = {value}"], u)
+        head += [line for u in range(slots) for line in at([f"{name} = {read}"], u)]
     phase_lines = []
     for j, (kind, per_row, per_element, r) in enumerate(phases):
         if kind == "row":
@@ -597,8 +593,7 @@ def _cached_row(row: RowParts, simulator: bool, exact: bool) -> list:
             lines = registers(per_element)
             phase_lines += per_row + (_phase(r.init, j) if r is not None else [])
             for u in range(slots):
-                phase_lines += at(lines, u) if exact else \
-                    [f"if h_{u} < inner:"] + _indent(at(lines, u))
+                phase_lines += at(lines, u)
             if r is not None:
                 store = f"{r.out}[{', '.join(f'i{d}' for d in r.kept)}] = {r.result}"
                 phase_lines += _phase(r.tree(), j) + ["if t == 0:"] + \

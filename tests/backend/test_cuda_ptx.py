@@ -124,8 +124,8 @@ def test_every_generated_kernel_compiles_to_ptx(tmp_path):
     variants = [v for compiled in results.values() for v in compiled]
     assert all(size > 0 for _, _, size in variants)
     assert {name for _, name, _ in variants} == \
-        {"flat", "rows", "block", "thread", "cached", "exact", "partial", "final", "matmul"}
-    # Row kernels: one kernel, its four variants.
+        {"flat", "rows", "block", "thread", "exact", "partial", "final", "matmul"}
+    # Row kernels: one kernel, its three variants.
     for label in ("softmax", "softmax-float64", "row-scalars"):
         assert sorted((j, name) for j, name, _ in results[label]) == \
-            [(0, "block"), (0, "cached"), (0, "exact"), (0, "thread")], label
+            [(0, "block"), (0, "exact"), (0, "thread")], label

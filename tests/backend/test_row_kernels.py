@@ -3,10 +3,10 @@ kernels that feed on them run as one kernel, phase after phase per row (a row so
 kernel launch). Values against NumPy; kernel counts on the compiled devices.
 
 Sizes are picked for the CUDA launcher under the simulator (32 threads a block at most, 2
-blocks, 2 elements a thread in the register variants): rows of 5 take the thread-per-row
-variant; rows of 20 the block-per-row one holding the row in registers (`cached`, with idle
-threads); rows of 64 its unguarded form (`exact`: 2 elements for each of 32 threads); rows of
-70 the block-per-row loop (`block`), with more elements than threads and more rows than blocks.
+blocks, 2 elements a thread in `exact`): rows of 5 take the thread-per-row variant; rows of 64
+the block-per-row one holding the row in registers (`exact`: 2 elements for each of 32
+threads); rows of 20 and 70 the block-per-row loop (`block`), with idle threads, and with more
+elements than threads and more rows than blocks.
 """
 from __future__ import annotations
 
@@ -168,8 +168,8 @@ def _barrier_parents(tree):
 
 @pytest.mark.parametrize("simulator", [False, True])
 def test_cuda_row_kernel_barriers_are_reached_by_every_thread(simulator):
-    """In the generated `block`, `cached` and `exact` kernels no barrier sits under a branch or
-    a loop whose trip count differs between the threads of a block: only under the loop over
+    """In the generated `block` and `exact` kernels no barrier sits under a branch or a loop
+    whose trip count differs between the threads of a block: only under the loop over
     the block's rows and the reduction tree's loop over halving strides. (On a GPU a barrier some threads skip
     is undefined behaviour; the simulator does not always notice.)"""
     render = pytest.importorskip("numlazy_cuda.render")
@@ -190,8 +190,8 @@ def test_cuda_row_kernel_barriers_are_reached_by_every_thread(simulator):
         for kernel in kernels:
             source = render.render(RowParts(graph, kernel), simulator)
             blocks = [f for f in ast.parse(source).body if isinstance(f, ast.FunctionDef)
-                      and f.name in ("block", "cached", "exact")]
-            assert len(blocks) == 3
+                      and f.name in ("block", "exact")]
+            assert len(blocks) == 2
             for block in blocks:
                 barriers = _barrier_parents(block)
                 assert len(barriers) >= len(kernel.phases)
