@@ -83,9 +83,17 @@ def _elementwise_node(name, operands, loop, out_dtype, device, shape=None) -> Ar
 
 
 def _ufunc_function(op: ops.Op):
+    name, ufunc, nin = op.name, op.ufunc, op.nin
+    # Operand kinds (dtypes, Python scalar types) -> (loop dtypes, output dtype): a finite set.
+    resolved = {} if name not in _COMPARISONS and name != "pow" else None
+
     def fn(*args):
-        if len(args) != op.nin:
+        if len(args) != nin:
             raise TypeError(f"{op.name}() takes {op.nin} argument(s), got {len(args)}")
+        if resolved is not None:
+            node = _fast_elementwise(name, ufunc, resolved, args)
+            if node is not None:
+                return Array(node)
         operands, device = _operands(op.name, args)
         kinds = tuple([a._node.dtype if isinstance(a, Array) else type(a) for a in operands])
         loop, out_dtype = dt.resolve_ufunc(op.ufunc, kinds)
@@ -102,6 +110,43 @@ def _ufunc_function(op: ops.Op):
     fn.__name__ = fn.__qualname__ = op.name
     fn.__doc__ = op.doc
     return fn
+
+
+def _fast_elementwise(name, ufunc, resolved, args):
+    """The node of the common case — numlazy arrays of one shape and device, and Python
+    scalars — with the dtype rule read from `resolved`; None for everything else (the
+    general path checks, converts and broadcasts). A hot path: every operator calls it."""
+    shape = device = None
+    kinds = []
+    for a in args:
+        kind = type(a)
+        if kind is Array:
+            node = a._node
+            if shape is None:
+                shape, device = node.shape, node.device
+            elif node.shape != shape or node.device is not device:
+                return None
+            kinds.append(node.dtype)
+        elif kind is float or kind is int or kind is bool:
+            kinds.append(kind)
+        else:
+            return None
+    if shape is None:
+        return None
+    kinds = tuple(kinds)
+    rule = resolved.get(kinds)
+    if rule is None:
+        rule = resolved[kinds] = dt.resolve_ufunc(ufunc, kinds)
+    loop, out_dtype = rule
+    srcs = []
+    for a, want in zip(args, loop):
+        if type(a) is Array:
+            srcs.append(a._node)
+        else:
+            if type(a) is int:
+                dt.check_scalar_fits(a, want, name)
+            srcs.append(ir.param(a, want, device))
+    return ir.make(name, tuple(srcs), (loop,), (), shape, out_dtype, device)
 
 
 _COMPARISONS = {"equal": operator.eq, "not_equal": operator.ne, "less": operator.lt,

@@ -58,9 +58,11 @@ def new_uid() -> int:
 
 
 def track(array) -> None:
-    """Register a pending array; it leaves the registry when collected or computed."""
+    """Register a pending array; it leaves the registry when collected or computed. Dead
+    entries are dropped lazily by `live_arrays` (every step, and every trim check, calls it),
+    which is cheaper than a weakref callback per array."""
     uid = array._uid
-    _live[uid] = weakref.ref(array, lambda _, uid=uid: _live.pop(uid, None))
+    _live[uid] = weakref.ref(array)
     if uid >= _trim_at:
         _maybe_trim(uid)
 
