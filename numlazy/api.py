@@ -113,40 +113,54 @@ def _ufunc_function(op: ops.Op):
 
 
 def _fast_elementwise(name, ufunc, resolved, args):
-    """The node of the common case — numlazy arrays of one shape and device, and Python
-    scalars — with the dtype rule read from `resolved`; None for everything else (the
-    general path checks, converts and broadcasts). A hot path: every operator calls it."""
-    shape = device = None
-    kinds = []
-    for a in args:
-        kind = type(a)
-        if kind is Array:
-            node = a._node
-            if shape is None:
-                shape, device = node.shape, node.device
-            elif node.shape != shape or node.device is not device:
+    """The node of the common case — one or two operands, numlazy arrays of one shape and
+    device or Python scalars — with the dtype rule read from `resolved`; None for everything
+    else (the general path checks, converts and broadcasts). Every operator calls it."""
+    if len(args) == 1:
+        (x,) = args
+        if type(x) is not Array:
+            return None
+        node = x._node
+        kinds = (node.dtype,)
+        rule = resolved.get(kinds) or _resolve(resolved, ufunc, kinds)
+        return ir.make(name, (node,), (rule[0],), (), node.shape, rule[1], node.device)
+    if len(args) != 2:
+        return None
+    x, y = args
+    tx, ty = type(x), type(y)
+    if tx is Array:
+        nx = x._node
+        if ty is Array:
+            ny = y._node
+            if ny.shape != nx.shape or ny.device is not nx.device:
                 return None
-            kinds.append(node.dtype)
-        elif kind is float or kind is int or kind is bool:
-            kinds.append(kind)
+            kinds = (nx.dtype, ny.dtype)
+        elif ty is float or ty is int or ty is bool:
+            kinds = (nx.dtype, ty)
         else:
             return None
-    if shape is None:
+        shape, device = nx.shape, nx.device
+    elif ty is Array and (tx is float or tx is int or tx is bool):
+        ny = y._node
+        kinds = (tx, ny.dtype)
+        shape, device = ny.shape, ny.device
+    else:
         return None
-    kinds = tuple(kinds)
-    rule = resolved.get(kinds)
-    if rule is None:
-        rule = resolved[kinds] = dt.resolve_ufunc(ufunc, kinds)
-    loop, out_dtype = rule
-    srcs = []
-    for a, want in zip(args, loop):
-        if type(a) is Array:
-            srcs.append(a._node)
-        else:
-            if type(a) is int:
-                dt.check_scalar_fits(a, want, name)
-            srcs.append(ir.param(a, want, device))
-    return ir.make(name, tuple(srcs), (loop,), (), shape, out_dtype, device)
+    loop, out_dtype = resolved.get(kinds) or _resolve(resolved, ufunc, kinds)
+    sx = nx if tx is Array else _param(x, loop[0], device, name)
+    sy = ny if ty is Array else _param(y, loop[1], device, name)
+    return ir.make(name, (sx, sy), (loop,), (), shape, out_dtype, device)
+
+
+def _resolve(resolved: dict, ufunc, kinds: tuple):
+    rule = resolved[kinds] = dt.resolve_ufunc(ufunc, kinds)
+    return rule
+
+
+def _param(value, dtype, device, name):
+    if type(value) is int:
+        dt.check_scalar_fits(value, dtype, name)
+    return ir.param(value, dtype, device)
 
 
 _COMPARISONS = {"equal": operator.eq, "not_equal": operator.ne, "less": operator.lt,

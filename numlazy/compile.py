@@ -113,8 +113,8 @@ class _Shim:
 
     def with_buffer(self, buffer) -> "_Shim":
         leaf = _Shim.__new__(_Shim)
-        for name in _Shim.__slots__:
-            setattr(leaf, name, getattr(self, name))
+        leaf.op, leaf.srcs, leaf.attrs, leaf.rt = self.op, self.srcs, self.attrs, self.rt
+        leaf.shape, leaf.dtype, leaf.device = self.shape, self.dtype, self.device
         leaf.buffer = buffer
         return leaf
 
@@ -224,9 +224,19 @@ def _inputs(leaves) -> dict:
     return out
 
 
+_CONTAINERS = (dict, list, tuple)
+
+
 def _flatten(tree):
     """(leaves, hashable description of the containers)."""
     leaves: list = []
+    if type(tree) is tuple and len(tree) == 2 and type(tree[0]) is tuple and not tree[1] \
+            and type(tree[1]) is dict:
+        # A call's (args, {}) with only leaves among the args: the common replay, no walk.
+        args = tree[0]
+        if not any([isinstance(a, _CONTAINERS) for a in args]):
+            n = len(args)
+            return list(args), (tuple, ((tuple, (None,) * n), ("dict", (), ())))
 
     def walk(node, depth=0):
         if depth > MAX_DEPTH and isinstance(node, (dict, list, tuple)):

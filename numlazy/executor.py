@@ -52,9 +52,7 @@ class _TraceState(threading.local):
 _trace = _TraceState()
 
 
-def new_uid() -> int:
-    """A unique, increasing id for a new array."""
-    return next(_uids)
+new_uid = _uids.__next__            # a unique, increasing id for a new array
 
 
 def track(array) -> None:
@@ -338,6 +336,11 @@ class Program:
     def __init__(self, schedule: fusion.Schedule, compiled: list):
         self.schedule = schedule
         self.compiled = compiled
+        # The cache-hit path's plan: per loop kernel, what it reads and writes, by position;
+        # None when a host kernel or timings need the general loop.
+        self._plan = None if any(fn is None for fn in compiled) else [
+            (fn, k.space, tuple(k.outputs), k.reads, k.rts)
+            for k, fn in zip(schedule.kernels, compiled)]
 
     @property
     def kernel_count(self) -> int:
@@ -345,6 +348,8 @@ class Program:
 
     def run(self, graph: Graph, backend, index: int, timings: list = None) -> dict:
         """Run every kernel; `timings` (NUMLAZY_DEBUG=2) collects (kernel, seconds)."""
+        if self._plan is not None and timings is None:
+            return self._run_plan(graph.nodes, backend.allocate, index)
         nodes, buffers = graph.nodes, {}
 
         def buffer(p):
@@ -366,6 +371,27 @@ class Program:
             if timings is not None:
                 backend.synchronize(index)
                 timings.append((kernel, time.perf_counter() - start))
+        return buffers
+
+
+    def _run_plan(self, nodes, allocate, index: int) -> dict:
+        """Loop kernels only: the same work as the general loop, read from the plan."""
+        buffers = {}
+        metrics.increment("KernelLaunch", len(self._plan))
+        for fn, space, outputs, reads, rts in self._plan:
+            outs = []
+            for p in outputs:
+                node = nodes[p]
+                buf = buffers[p] = allocate(node.shape, node.dtype, index)
+                outs.append(buf if buf.ndim else buf.reshape(1))
+            ins = []
+            for p in reads:
+                buf = buffers[p] if p in buffers else nodes[p].buffer
+                ins.append(buf if buf.ndim else buf.reshape(1))
+            args = []
+            for p in rts:
+                args += nodes[p].rt
+            fn(nodes[space].shape, outs, ins, args)
         return buffers
 
 

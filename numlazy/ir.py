@@ -92,7 +92,7 @@ def _sweep() -> None:
 
 def make(op, srcs, attrs, rt, shape, dtype, device) -> Node:
     """The node for `op(srcs)`, reusing an equal one that is still alive and pending."""
-    key = (op, tuple(map(id, srcs)), attrs, rt, shape, dtype)
+    key = (op, *map(id, srcs), attrs, rt, shape, dtype)
     ref = _interned.get(key)
     if ref is not None:
         node = ref()
