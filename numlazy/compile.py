@@ -202,8 +202,9 @@ _STATIC = (bool, int, float, complex, str, bytes, type(None))
 
 
 def _signature(x):
-    if isinstance(x, Array):
-        return ("array", x.shape, x.dtype.str, x.device)
+    if type(x) is Array or isinstance(x, Array):
+        node = x._node
+        return ("array", node.shape, node.dtype, node.device)
     if isinstance(x, np.ndarray):            # it goes to the default device
         return ("ndarray", x.shape, x.dtype.str, default_device())
     if isinstance(x, _STATIC) or isinstance(x, np.generic):
@@ -216,9 +217,14 @@ def _inputs(leaves) -> dict:
     """{leaf index: computed Array} for the array leaves (NumPy arrays are converted, pending
     arrays computed first)."""
     from .api import asarray
-    out = {i: asarray(x) if isinstance(x, np.ndarray) else x
-           for i, x in enumerate(leaves) if isinstance(x, (Array, np.ndarray))}
-    pending = [a for a in out.values() if not a._node.realized]
+    out, pending = {}, []
+    for i, x in enumerate(leaves):
+        if type(x) is Array or isinstance(x, Array):
+            out[i] = x
+            if x._node.buffer is None:
+                pending.append(x)
+        elif isinstance(x, np.ndarray):
+            out[i] = asarray(x)
     if pending:
         executor.sync(pending)
     return out

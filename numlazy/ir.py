@@ -149,13 +149,28 @@ class Graph:
 
         def visit(node):
             srcs = node.srcs
-            if srcs:
+            n = len(srcs)
+            if n == 2:                        # unrolled for the common arities
+                s0, s1 = srcs
+                i0, i1 = id(s0), id(s1)
+                if i0 not in pos:
+                    visit(s0)
+                if i1 not in pos:
+                    visit(s1)
+                append((node.key, (pos[i0], pos[i1])))
+            elif n == 1:
+                s0 = srcs[0]
+                i0 = id(s0)
+                if i0 not in pos:
+                    visit(s0)
+                append((node.key, (pos[i0],)))
+            elif n == 0:
+                append((node.key, ()))
+            else:
                 for s in srcs:
                     if id(s) not in pos:
                         visit(s)
                 append((node.key, tuple([pos[id(s)] for s in srcs])))
-            else:
-                append((node.key, ()))
             pos[id(node)] = len(nodes)
             add(node)
         try:
