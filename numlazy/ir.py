@@ -28,7 +28,7 @@ class Node:
         self.dtype = dtype
         self.device = device
         self.buffer = buffer
-        self.key = (op, attrs, _dtype_str(dtype), len(shape))
+        self.key = (op, attrs, _DTYPE_STR.get(dtype) or _dtype_str(dtype), len(shape))
         self.intern_key = None
 
     @property
@@ -92,7 +92,13 @@ def _sweep() -> None:
 
 def make(op, srcs, attrs, rt, shape, dtype, device) -> Node:
     """The node for `op(srcs)`, reusing an equal one that is still alive and pending."""
-    key = (op, *map(id, srcs), attrs, rt, shape, dtype)
+    n = len(srcs)                     # the key spelled out for the common arities
+    if n == 2:
+        key = (op, id(srcs[0]), id(srcs[1]), attrs, rt, shape, dtype)
+    elif n == 1:
+        key = (op, id(srcs[0]), attrs, rt, shape, dtype)
+    else:
+        key = (op, *map(id, srcs), attrs, rt, shape, dtype)
     ref = _interned.get(key)
     if ref is not None:
         node = ref()

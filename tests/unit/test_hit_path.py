@@ -103,3 +103,17 @@ def test_deep_graphs_walk_without_recursion_errors():
     g2 = ir.Graph.__new__(ir.Graph)
     g2._walk([shallow._node], g2._visit)
     assert g1.key == g2.key and g1.nodes == g2.nodes      # both walks: one order
+
+
+def test_the_lru_answers_a_repeated_hit_without_losing_recency():
+    from numlazy.cache import LRU
+    evicted = []
+    lru = LRU(lambda: 2, on_evict=lambda k, v: evicted.append(k))
+    lru.put(("a",), 1)
+    lru.put(("b",), 2)
+    assert lru.get(("a",)) == 1 and lru.get(("a",)) == 1      # the second: the last hit
+    assert lru.keys() == [("b",), ("a",)]
+    lru.put(("c",), 3)
+    assert evicted == [("b",)] and lru.get(("b",)) is None and lru.get(("a",)) == 1
+    lru.clear()
+    assert lru.get(("a",)) is None
