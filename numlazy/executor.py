@@ -152,7 +152,7 @@ def mark_step(device="", wait: bool = False) -> None:
         _check_step_args(d, wait)
     ctx = closures.existing_context(d)
     if ctx is None or not ctx.busy:
-        sync(live_arrays(d), wait=wait)
+        _sync_live(d, wait)
         return
     ctx.worker.raise_error()
     sync(live_arrays(d) + ctx.pending_arrays(), wait=wait)
@@ -183,6 +183,26 @@ def step(device=""):
             _live.pop(uid, None)
         raise
     mark_step(device)
+
+
+def _sync_live(device: Device, wait: bool) -> None:
+    """`sync(live_arrays(device))` in one pass over the registry (every plain step)."""
+    if _trace.active:
+        return sync([], wait)                 # raises the TraceError
+    nodes = []
+    for uid, ref in list(_live.items()):
+        a = ref()
+        if a is None or a._node.buffer is not None:
+            _live.pop(uid, None)
+            continue
+        node = a._node
+        if node.device is device or node.device == device:
+            nodes.append(node)
+    if nodes:
+        with _lock:
+            _run(device, list(dict.fromkeys(nodes)))
+            if wait:
+                backend_for(device).synchronize(device.index or 0)
 
 
 def sync(arrays, wait: bool = False) -> None:
