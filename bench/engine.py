@@ -51,18 +51,74 @@ def tiny_numlazy(a, b, k):
     return y
 
 
+@nl.compile
+def tiny_compiled(a, b, k):
+    return (nl.sin(a) * b + k) / (b + 1.0) - nl.exp(-a) * 0.5 + nl.abs(a - k)
+
+
+@njit(error_model="numpy", nogil=True)
+def _tiny_kernel(out, a, b, k):
+    for i in range(a.shape[0]):
+        out[i] = (math.sin(a[i]) * b[i] + k) / (b[i] + 1.0) - math.exp(-a[i]) * 0.5 + \
+            abs(a[i] - k)
+
+
+def tiny_breakdown(a, b, steps=2000):
+    """Median µs of each part of a cached plain step, timed step by step (engine internals)."""
+    from numlazy import executor, ir
+    from numlazy.registry import backend_for
+    clock, parts = time.perf_counter, {k: [] for k in ("record", "walk+key", "lookup", "run",
+                                                       "attach", "whole step")}
+    for i in range(steps):
+        k = 1e-3 * i
+        t0 = clock()
+        y = (nl.sin(a) * b + k) / (b + 1.0) - nl.exp(-a) * 0.5 + nl.abs(a - k)
+        t1 = clock()
+        nl.mark_step()
+        parts["record"].append(t1 - t0)
+        parts["whole step"].append(clock() - t0)
+        y = (nl.sin(a) * b + k) / (b + 1.0) - nl.exp(-a) * 0.5 + nl.abs(a - k)
+        device = y.device
+        backend = backend_for(device)
+        t0 = clock()
+        graph = ir.Graph([y._node])
+        t1 = clock()
+        program, _ = executor._program(graph, device, backend)
+        t2 = clock()
+        buffers = program.run(graph, backend, device.index or 0)
+        t3 = clock()
+        executor._attach(graph, buffers)
+        t4 = clock()
+        for name, t in (("walk+key", t1 - t0), ("lookup", t2 - t1), ("run", t3 - t2),
+                        ("attach", t4 - t3)):
+            parts[name].append(t)
+    return {name: statistics.median(v) for name, v in parts.items()}
+
+
 def tiny(repeat):
     rng = np.random.default_rng(0)
     a_h, b_h = rng.random(1000), rng.random(1000)
     a, b = nl.asarray(a_h), nl.asarray(b_h)
     np.testing.assert_allclose(np.asarray(tiny_numlazy(a, b, 0.25)), tiny_numpy(a_h, b_h, 0.25))
+    k0 = nl.asarray(np.float64(0.25))
+    np.testing.assert_allclose(np.asarray(tiny_compiled(a, b, k0)), tiny_numpy(a_h, b_h, 0.25))
     before = _compiles()
     steps = 200
     t_nl = _median(lambda: [tiny_numlazy(a, b, 0.1 * i) for i in range(steps)], repeat) / steps
+    ks = [nl.asarray(np.float64(0.1 * i)) for i in range(steps)]
+    t_c = _median(lambda: [tiny_compiled(a, b, k) for k in ks], repeat) / steps
     note = f"{_compiles() - before} compiles while timed"
     t_np = _median(lambda: [tiny_numpy(a_h, b_h, 0.1 * i) for i in range(steps)], repeat) / steps
-    return [("tiny", "numlazy[cpu] step", t_nl, note + "; target < 30 us host time"),
-            ("tiny", "numpy eager", t_np, "")]
+    out = np.empty(1000)
+    t_k = _median(lambda: [_tiny_kernel(out, a_h, b_h, 0.1 * i) for i in range(steps)],
+                  repeat) / steps
+    rows = [("tiny", "numlazy[cpu] step", t_nl, note + "; target < 30 us host time"),
+            ("tiny", "numlazy[cpu] nl.compile replay", t_c, "0-d array for k: no retrace"),
+            ("tiny", "numpy eager", t_np, ""),
+            ("tiny", "hand-written numba kernel", t_k, "the kernel alone: the floor")]
+    rows += [("tiny", f"  step part: {name}", t, "median of 2000 steps")
+             for name, t in tiny_breakdown(a, b).items()]
+    return rows
 
 
 # --- logreg: 50 gradient-descent steps, a new learning rate each ------------------------------

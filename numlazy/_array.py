@@ -11,15 +11,17 @@ import numpy as np
 from . import executor
 from .device import Device
 
+_new_uid, _track = executor.new_uid, executor.track     # every recorded op calls both
+
 class Array:
     __slots__ = ("_node", "_uid", "__weakref__")
     __array_priority__ = 100       # NumPy defers `ndarray + Array` to us
 
     def __init__(self, node):
-        self._uid = executor.new_uid()
+        self._uid = _new_uid()
         self._node = node
-        if not node.realized:
-            executor.track(self)
+        if node.buffer is None:
+            _track(self)
 
     def _set_node(self, node) -> None:
         """In-place update: the array now names another node (same shape and dtype)."""

@@ -84,9 +84,17 @@ def _elementwise_node(name, operands, loop, out_dtype, device, shape=None) -> Ar
 
 
 def _ufunc_function(op: ops.Op):
+    name, ufunc, nin = op.name, op.ufunc, op.nin
+    # Operand kinds (dtypes, Python scalar types) -> (loop dtypes, output dtype): a finite set.
+    resolved = {} if name not in _COMPARISONS and name != "pow" else None
+
     def fn(*args):
-        if len(args) != op.nin:
+        if len(args) != nin:
             raise TypeError(f"{op.name}() takes {op.nin} argument(s), got {len(args)}")
+        if resolved is not None:
+            node = _fast_elementwise(name, ufunc, resolved, args)
+            if node is not None:
+                return Array(node)
         operands, device = _operands(op.name, args)
         kinds = tuple([a._node.dtype if isinstance(a, Array) else type(a) for a in operands])
         loop, out_dtype = dt.resolve_ufunc(op.ufunc, kinds)
@@ -103,6 +111,57 @@ def _ufunc_function(op: ops.Op):
     fn.__name__ = fn.__qualname__ = op.name
     fn.__doc__ = op.doc
     return fn
+
+
+def _fast_elementwise(name, ufunc, resolved, args):
+    """The node of the common case — one or two operands, numlazy arrays of one shape and
+    device or Python scalars — with the dtype rule read from `resolved`; None for everything
+    else (the general path checks, converts and broadcasts). Every operator calls it."""
+    if len(args) == 1:
+        (x,) = args
+        if type(x) is not Array:
+            return None
+        node = x._node
+        kinds = (node.dtype,)
+        rule = resolved.get(kinds) or _resolve(resolved, ufunc, kinds)
+        return ir.make(name, (node,), (rule[0],), (), node.shape, rule[1], node.device)
+    if len(args) != 2:
+        return None
+    x, y = args
+    tx, ty = type(x), type(y)
+    if tx is Array:
+        nx = x._node
+        if ty is Array:
+            ny = y._node
+            if ny.shape != nx.shape or ny.device is not nx.device:
+                return None
+            kinds = (nx.dtype, ny.dtype)
+        elif ty is float or ty is int or ty is bool:
+            kinds = (nx.dtype, ty)
+        else:
+            return None
+        shape, device = nx.shape, nx.device
+    elif ty is Array and (tx is float or tx is int or tx is bool):
+        ny = y._node
+        kinds = (tx, ny.dtype)
+        shape, device = ny.shape, ny.device
+    else:
+        return None
+    loop, out_dtype = resolved.get(kinds) or _resolve(resolved, ufunc, kinds)
+    sx = nx if tx is Array else _param(x, loop[0], device, name)
+    sy = ny if ty is Array else _param(y, loop[1], device, name)
+    return ir.make(name, (sx, sy), (loop,), (), shape, out_dtype, device)
+
+
+def _resolve(resolved: dict, ufunc, kinds: tuple):
+    rule = resolved[kinds] = dt.resolve_ufunc(ufunc, kinds)
+    return rule
+
+
+def _param(value, dtype, device, name):
+    if type(value) is int:
+        dt.check_scalar_fits(value, dtype, name)
+    return ir.param(value, dtype, device)
 
 
 _COMPARISONS = {"equal": operator.eq, "not_equal": operator.ne, "less": operator.lt,

@@ -113,8 +113,8 @@ class _Shim:
 
     def with_buffer(self, buffer) -> "_Shim":
         leaf = _Shim.__new__(_Shim)
-        for name in _Shim.__slots__:
-            setattr(leaf, name, getattr(self, name))
+        leaf.op, leaf.srcs, leaf.attrs, leaf.rt = self.op, self.srcs, self.attrs, self.rt
+        leaf.shape, leaf.dtype, leaf.device = self.shape, self.dtype, self.device
         leaf.buffer = buffer
         return leaf
 
@@ -202,8 +202,9 @@ _STATIC = (bool, int, float, complex, str, bytes, type(None))
 
 
 def _signature(x):
-    if isinstance(x, Array):
-        return ("array", x.shape, x.dtype.str, x.device)
+    if type(x) is Array or isinstance(x, Array):
+        node = x._node
+        return ("array", node.shape, node.dtype, node.device)
     if isinstance(x, np.ndarray):            # it goes to the default device
         return ("ndarray", x.shape, x.dtype.str, default_device())
     if isinstance(x, _STATIC) or isinstance(x, np.generic):
@@ -216,17 +217,32 @@ def _inputs(leaves) -> dict:
     """{leaf index: computed Array} for the array leaves (NumPy arrays are converted, pending
     arrays computed first)."""
     from .api import asarray
-    out = {i: asarray(x) if isinstance(x, np.ndarray) else x
-           for i, x in enumerate(leaves) if isinstance(x, (Array, np.ndarray))}
-    pending = [a for a in out.values() if not a._node.realized]
+    out, pending = {}, []
+    for i, x in enumerate(leaves):
+        if type(x) is Array or isinstance(x, Array):
+            out[i] = x
+            if x._node.buffer is None:
+                pending.append(x)
+        elif isinstance(x, np.ndarray):
+            out[i] = asarray(x)
     if pending:
         executor.sync(pending)
     return out
 
 
+_CONTAINERS = (dict, list, tuple)
+
+
 def _flatten(tree):
     """(leaves, hashable description of the containers)."""
     leaves: list = []
+    if type(tree) is tuple and len(tree) == 2 and type(tree[0]) is tuple and not tree[1] \
+            and type(tree[1]) is dict:
+        # A call's (args, {}) with only leaves among the args: the common replay, no walk.
+        args = tree[0]
+        if not any([isinstance(a, _CONTAINERS) for a in args]):
+            n = len(args)
+            return list(args), (tuple, ((tuple, (None,) * n), ("dict", (), ())))
 
     def walk(node, depth=0):
         if depth > MAX_DEPTH and isinstance(node, (dict, list, tuple)):

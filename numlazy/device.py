@@ -19,11 +19,12 @@ from . import config
 class Device:
     """A parsed device: `type` names a registered backend, `index` picks one of its devices."""
 
-    __slots__ = ("type", "index")
+    __slots__ = ("type", "index", "_hash")
 
     def __init__(self, type: str, index: Optional[int] = None):
         self.type = type
         self.index = index
+        self._hash = hash((type, index or 0))     # devices key dicts on every step
 
     def __eq__(self, other):
         if isinstance(other, str):
@@ -32,7 +33,7 @@ class Device:
                 and (self.index or 0) == (other.index or 0))
 
     def __hash__(self):
-        return hash((self.type, self.index or 0))
+        return self._hash
 
     def __str__(self):
         return self.type if self.index is None else f"{self.type}:{self.index}"

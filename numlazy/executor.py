@@ -52,15 +52,15 @@ class _TraceState(threading.local):
 _trace = _TraceState()
 
 
-def new_uid() -> int:
-    """A unique, increasing id for a new array."""
-    return next(_uids)
+new_uid = _uids.__next__            # a unique, increasing id for a new array
 
 
 def track(array) -> None:
-    """Register a pending array; it leaves the registry when collected or computed."""
+    """Register a pending array; it leaves the registry when collected or computed. Dead
+    entries are dropped lazily by `live_arrays` (every step, and every trim check, calls it),
+    which is cheaper than a weakref callback per array."""
     uid = array._uid
-    _live[uid] = weakref.ref(array, lambda _, uid=uid: _live.pop(uid, None))
+    _live[uid] = weakref.ref(array)
     if uid >= _trim_at:
         _maybe_trim(uid)
 
@@ -152,7 +152,7 @@ def mark_step(device="", wait: bool = False) -> None:
         _check_step_args(d, wait)
     ctx = closures.existing_context(d)
     if ctx is None or not ctx.busy:
-        sync(live_arrays(d), wait=wait)
+        _sync_live(d, wait)
         return
     ctx.worker.raise_error()
     sync(live_arrays(d) + ctx.pending_arrays(), wait=wait)
@@ -183,6 +183,26 @@ def step(device=""):
             _live.pop(uid, None)
         raise
     mark_step(device)
+
+
+def _sync_live(device: Device, wait: bool) -> None:
+    """`sync(live_arrays(device))` in one pass over the registry (every plain step)."""
+    if _trace.active:
+        return sync([], wait)                 # raises the TraceError
+    nodes = []
+    for uid, ref in list(_live.items()):
+        a = ref()
+        if a is None or a._node.buffer is not None:
+            _live.pop(uid, None)
+            continue
+        node = a._node
+        if node.device is device or node.device == device:
+            nodes.append(node)
+    if nodes:
+        with _lock:
+            _run(device, list(dict.fromkeys(nodes)))
+            if wait:
+                backend_for(device).synchronize(device.index or 0)
 
 
 def sync(arrays, wait: bool = False) -> None:
@@ -336,6 +356,11 @@ class Program:
     def __init__(self, schedule: fusion.Schedule, compiled: list):
         self.schedule = schedule
         self.compiled = compiled
+        # The cache-hit path's plan: per loop kernel, what it reads and writes, by position;
+        # None when a host kernel or timings need the general loop.
+        self._plan = None if any(fn is None for fn in compiled) else [
+            (fn, k.space, tuple(k.outputs), k.reads, k.rts)
+            for k, fn in zip(schedule.kernels, compiled)]
 
     @property
     def kernel_count(self) -> int:
@@ -343,6 +368,8 @@ class Program:
 
     def run(self, graph: Graph, backend, index: int, timings: list = None) -> dict:
         """Run every kernel; `timings` (NUMLAZY_DEBUG=2) collects (kernel, seconds)."""
+        if self._plan is not None and timings is None:
+            return self._run_plan(graph.nodes, backend.allocate, index)
         nodes, buffers = graph.nodes, {}
 
         def buffer(p):
@@ -364,6 +391,27 @@ class Program:
             if timings is not None:
                 backend.synchronize(index)
                 timings.append((kernel, time.perf_counter() - start))
+        return buffers
+
+
+    def _run_plan(self, nodes, allocate, index: int) -> dict:
+        """Loop kernels only: the same work as the general loop, read from the plan."""
+        buffers = {}
+        metrics.increment("KernelLaunch", len(self._plan))
+        for fn, space, outputs, reads, rts in self._plan:
+            outs = []
+            for p in outputs:
+                node = nodes[p]
+                buf = buffers[p] = allocate(node.shape, node.dtype, index)
+                outs.append(buf if buf.ndim else buf.reshape(1))
+            ins = []
+            for p in reads:
+                buf = buffers[p] if p in buffers else nodes[p].buffer
+                ins.append(buf if buf.ndim else buf.reshape(1))
+            args = []
+            for p in rts:
+                args += nodes[p].rt
+            fn(nodes[space].shape, outs, ins, args)
         return buffers
 
 

@@ -154,6 +154,10 @@ def list_backends() -> list[str]:
 
 def backend_for(device: Device) -> Backend:
     """The backend of `device`; raises if the type is unknown or the device does not exist."""
+    if device.index is None:                  # every step asks: a dict lookup once created
+        backend = _instances.get(device.type)
+        if backend is not None:
+            return backend
     _discover()
     with _lock:
         backend = _instances.get(device.type)

@@ -89,6 +89,17 @@ PRELUDE = "\n".join([
 ])
 
 
+_serial_threshold = 0
+
+
+def _refresh() -> None:
+    global _serial_threshold
+    _serial_threshold = config.get("serial_threshold")
+
+
+config.watch(_refresh)          # every launch reads it
+
+
 class Launcher:
     """Calls the serial or parallel variant by loop size. A variant's first call compiles it
     or loads it from Numba's disk cache; loads count as `DiskCacheHit`, and the call's time
@@ -101,7 +112,7 @@ class Launcher:
 
     def __call__(self, sizes, outs, ins, rts):
         total = math.prod(sizes)
-        if total < config.get("serial_threshold") or self.parallel is None:
+        if total < _serial_threshold or self.parallel is None:
             fn, chunks = self.serial, 1
         else:
             fn, chunks = self.parallel, max(1, min(total // 1024, 4 * numba.get_num_threads()))

@@ -199,10 +199,12 @@ def test_an_empty_device_list_waits_for_every_device():
     assert done == [1]
 
 
-@pytest.mark.parametrize("arrays", [nl.ones(3), 3, "abc"])
-def test_sync_multi_wants_a_list(arrays):
+# Factories: an array made at collection time would stay pending for the whole session and
+# be computed by every later test's step (it once made a kernel-count test fail).
+@pytest.mark.parametrize("make", [lambda: nl.ones(3), lambda: 3, lambda: "abc"])
+def test_sync_multi_wants_a_list(make):
     with pytest.raises(TypeError, match="expected a list or tuple of numlazy arrays"):
-        nl.sync_multi(arrays, devices=["cpu"])
+        nl.sync_multi(make(), devices=["cpu"])
 
 
 def test_step_drops_the_blocks_pending_work_on_an_exception_only():
