@@ -179,8 +179,12 @@ def prelude(simulator: bool) -> str:
         f"from numpy import {', '.join(DTYPE_NAMES + list(CONSTANTS))}",
     ]
     # The complex helpers (numlazy/complex_math.py) are device functions on both: numba-cuda
-    # lacks most complex functions, and under the simulator they run as Python.
-    complex_helpers = "\nhelper = cuda.jit(device=True)\n" + complex_math.SOURCE
+    # lacks most complex functions, and under the simulator they run as Python. On the GPU
+    # they are inlined into the kernel's IR (a device function that is called, not inlined,
+    # needs a GPU at compile time, which the PTX check of CI does not have).
+    decorator = "cuda.jit(device=True)" if simulator else \
+        'cuda.jit(device=True, inline="always")'
+    complex_helpers = f"\nhelper = {decorator}\n" + complex_math.SOURCE
     if simulator:
         head.append(f"from numpy import {', '.join(ops.VOCABULARY)}")
         return "\n".join(head) + "\n" + SIMULATOR_MATH + complex_helpers
