@@ -64,7 +64,8 @@ def cexp(z):
 
 @helper
 def cexpm1(z):
-    x, y = z.real, z.imag
+    # NumPy's formula; in double precision (complex64: exp(x) overflows float32 sooner).
+    x, y = float64(z.real), float64(z.imag)
     s = sin(0.5 * y)
     return complex(expm1(x) * cos(y) - 2.0 * s * s, exp(x) * sin(y))
 
@@ -262,6 +263,49 @@ def cacosh(z):
     if isnan(w.real):
         return complex(re, w.real)
     return complex(re, copysign(w.real, z.imag))
+
+
+@helper
+def cdivide(a, b):
+    # Smith's algorithm, as NumPy: no overflow of |b|**2; division by zero gives inf/NaN
+    # components (Numba's complex division raises ZeroDivisionError).
+    ar, ai, br, bi = a.real, a.imag, b.real, b.imag
+    if abs(br) >= abs(bi):
+        if br == 0 and bi == 0:
+            return complex(ar / abs(br), ai / abs(br))
+        rat = bi / br
+        scl = 1.0 / (br + bi * rat)
+        return complex((ar + ai * rat) * scl, (ai - ar * rat) * scl)
+    rat = br / bi
+    scl = 1.0 / (bi + br * rat)
+    return complex((ar * rat + ai) * scl, (ai * rat - ar) * scl)
+
+
+@helper
+def cpower(a, b):
+    # NumPy's rules: z**0 is 1, 0**b is 0 where Re b > 0 else NaN, a small integer exponent
+    # is repeated multiplication, the rest exp(b log a).
+    br, bi = b.real, b.imag
+    if br == 0 and bi == 0:
+        return complex(1.0, 0.0)
+    if a.real == 0 and a.imag == 0:
+        if br > 0:
+            return complex(0.0, 0.0)
+        return complex(nan, nan)
+    if bi == 0 and br == floor(br) and abs(br) < 100:
+        n = abs(br)
+        result = complex(1.0, 0.0)
+        base = a
+        while n > 0:
+            if n % 2 == 1:
+                result = result * base
+            base = base * base
+            n = floor(n / 2)
+        return cdivide(complex(1.0, 0.0), result) if br < 0 else result
+    # In double precision: exp(b log a) magnifies the rounding of b log a (complex64: 16 ULPs).
+    wide = complex(float64(b.real), float64(b.imag)) * \
+        clog(complex(float64(a.real), float64(a.imag)))
+    return cexp(wide)
 
 
 @helper
