@@ -99,7 +99,7 @@ def test_unary_ops_match_numpy(device, cdtype):
     z = np.concatenate([special_operands(cdtype), random_operands(cdtype)])
     x = on(device, z)
     results = [getattr(nl, name)(x) for name, _ in UNARY]
-    nl.mark_step()
+    nl.mark_step(device)
     for (name, fn), y in zip(UNARY, results):
         expected = np_call(fn, z)
         assert y.dtype == expected.dtype, f"{name}: dtype {y.dtype} != NumPy's {expected.dtype}"
@@ -125,7 +125,7 @@ def test_binary_ops_and_weak_scalars(device, cdtype):
         "scalar": (x * 1j + 2, a * 1j + 2), "real_array": (f * (1 - 2j), r * (1 - 2j)),
         "mixed": (f + x, r + a), "reverse": (3.5 / x, np_call(np.divide, 3.5, a)),
     }
-    nl.mark_step()
+    nl.mark_step(device)
     for name, (got, want) in cases.items():
         assert got.dtype == want.dtype, f"{name}: dtype {got.dtype} != NumPy's {want.dtype}"
         ulp = POW_ULPS if name == "pow_array" else ULPS[cdtype.name]
@@ -199,7 +199,7 @@ def test_astype(device):
     x = on(device, z)
     r = on(device, np.array([1.5, -0.0, np.inf, 2.0], np.float32))
     down, to_bool, up = x.astype(nl.complex64), x.astype(nl.bool), r.astype(nl.complex128)
-    nl.mark_step()
+    nl.mark_step(device)
     check_values(down, z.astype(np.complex64), 0)
     check_values(to_bool, z.astype(bool), 0)
     check_values(up, np.asarray(r).astype(np.complex128), 0)
@@ -223,7 +223,7 @@ def test_reductions(device, cdtype):
         "any": (nl.any(x, axis=1), np.any(a, axis=1)), "all": (nl.all(x), np.all(a)),
         "vecdot": (nl.vecdot(x, x[::-1]), np.vecdot(a, a[::-1])),
     }
-    nl.mark_step()
+    nl.mark_step(device)
     for name, (got, want) in cases.items():
         assert got.dtype == want.dtype, f"{name}: dtype {got.dtype} != NumPy's {want.dtype}"
         check_values(got, want, 64, err=f"{name} ({cdtype}): ", exact_zeros=False)
