@@ -90,8 +90,8 @@ def _ufunc_function(op: ops.Op):
             raise TypeError(f"{op.name}() takes {op.nin} argument(s), got {len(args)}")
         operands, device = _operands(op.name, args)
         kinds = tuple([a._node.dtype if isinstance(a, Array) else type(a) for a in operands])
-        if op.real_only:
-            _check_real(op.name, kinds)
+        if op.domain:
+            _check_domain(op.name, kinds, op.domain)
         loop, out_dtype = dt.resolve_ufunc(op.ufunc, kinds)
         if op.name in _COMPARISONS:
             known = _out_of_range_comparison(op.name, operands, loop, device)
@@ -108,13 +108,18 @@ def _ufunc_function(op: ops.Op):
     return fn
 
 
-def _check_real(name: str, kinds) -> None:
-    """TypeError for a complex operand of an op the array API defines for real dtypes only."""
+def _check_domain(name: str, kinds, domain: str = "real") -> None:
+    """TypeError for an operand outside the dtypes the array API defines op `name` for:
+    `domain` "real" (no complex) or "real floating" (float32, float64)."""
+    kinds_ok = "biuf" if domain == "real" else "f"
     for k in kinds:
-        if k is complex or (not isinstance(k, type) and k.kind == "c"):
-            got = "a Python complex" if k is complex else f"dtype {k}"
-            raise TypeError(f"{name} is not defined for complex numbers (got {got}); it "
-                            f"accepts real-valued dtypes (bool, integers, float32, float64)")
+        kind = {bool: "b", int: "i", float: "f", complex: "c"}[k] if isinstance(k, type) \
+            else k.kind
+        if kind not in kinds_ok:
+            got = f"a Python {k.__name__}" if isinstance(k, type) else f"dtype {k}"
+            accepted = "real-valued dtypes (bool, integers, float32, float64)" \
+                if domain == "real" else "real floating-point dtypes (float32, float64)"
+            raise TypeError(f"{name} is not defined for {got}; it accepts {accepted}")
 
 
 _COMPARISONS = {"equal": operator.eq, "not_equal": operator.ne, "less": operator.lt,
@@ -202,7 +207,7 @@ def astype(x, dtype, /, *, copy: bool = True, device=None):
 
 def clip(x, /, min=None, max=None):  # noqa: A002 - array API names
     """`x` limited to [min, max]; NaN stays NaN; the result keeps x's dtype."""
-    _check_real("clip", [a.dtype if isinstance(a, Array) else type(a)
+    _check_domain("clip", [a.dtype if isinstance(a, Array) else type(a)
                          for a in (x, min, max) if a is not None])
     out = x
     if min is not None:
@@ -230,7 +235,7 @@ def _reduce(name: str, x, axis=None, keepdims=False, dtype=None) -> Array:
     if dtype is not None:
         x = astype(x, dtype, copy=False)
     if name in ops.ORDERED:
-        _check_real(name, (x.dtype,))
+        _check_domain(name, (x.dtype,))
     out_dtype = ops.reduce_dtype(name, x.dtype)
     if not axes:
         if name in ("argmax", "argmin"):       # a 0-d array's only element is at index 0
@@ -967,7 +972,7 @@ def cumulative_sum(x, /, *, axis=None, dtype=None, include_initial=False) -> Arr
 
 def _sort_node(name, x, axis, descending, stable, dtype):
     (x,), device = _operands(name, (x,))
-    _check_real(name, (x.dtype,))
+    _check_domain(name, (x.dtype,))
     if x.ndim == 0:
         raise ValueError(f"{name}: x must have at least one dimension")
     ax = _axis(name, x.ndim, axis)

@@ -35,7 +35,8 @@ class Op:
     ufunc: Optional[np.ufunc] = None     # dtype rule: NumPy's loop resolution for this ufunc
     expr: object = None                  # template str, or fn(loop dtypes) -> template
     doc: str = ""
-    real_only: bool = False              # the array API defines it for real dtypes only
+    domain: str = ""                     # "real" or "real floating": the array API defines
+                                         # it for those dtypes only (record-time TypeError)
 
     def template(self, loop_dtypes) -> str:
         return self.expr(loop_dtypes) if callable(self.expr) else self.expr
@@ -180,14 +181,16 @@ BINARY = [
 
 # Defined by the array API for real-valued dtypes only: complex operands raise TypeError at
 # record time (NumPy accepts some, e.g. maximum and less order complex lexicographically).
-REAL_ONLY = frozenset({"floor", "ceil", "trunc", "signbit", "floor_divide", "remainder",
-                       "maximum", "minimum", "atan2", "hypot", "logaddexp", "copysign",
-                       "less", "less_equal", "greater", "greater_equal"})
+REAL_ONLY = frozenset({"floor", "ceil", "trunc", "floor_divide", "remainder", "maximum",
+                       "minimum", "atan2", "hypot", "logaddexp", "copysign", "less",
+                       "less_equal", "greater", "greater_equal"})
+REAL_FLOATING_ONLY = frozenset({"signbit"})
 
 for _name, _ufunc, _expr in UNARY + BINARY:
     _add(Op(_name, ELEMENTWISE, _ufunc.nin, _ufunc, _ufunc, _expr,
             doc=f"Elementwise `{_name}`, as NumPy's `{_ufunc.__name__}`.",
-            real_only=_name in REAL_ONLY))
+            domain="real" if _name in REAL_ONLY else
+            "real floating" if _name in REAL_FLOATING_ONLY else ""))
 
 _add(Op("round", ELEMENTWISE, 1, np.round, None,
         _by_kind(c="complex(rint({0}.real), rint({0}.imag))", f="rint({0})", other="{0}"),

@@ -20,7 +20,7 @@ import pytest
 import numlazy as nl
 from numlazy import complex_math, ops
 
-from .conftest import np_call, on
+from .conftest import SIMULATED, np_call, on
 
 CDTYPES = ["complex64", "complex128"]
 COMPONENTS = [0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 3.0, np.inf, -np.inf, np.nan]
@@ -146,7 +146,10 @@ def test_complex_scalars_are_runtime_values(device):
         assert y.dtype == np.complex64
         if k == 0:
             compiles = nl.metrics.counter_value("UncachedCompile")
+            dispatched = nl.metrics.counter_value("cuda::dispatched_launch")
     assert nl.metrics.counter_value("UncachedCompile") == compiles
+    if device.startswith("cuda") and not SIMULATED:     # the fast path took the scalars
+        assert nl.metrics.counter_value("cuda::dispatched_launch") == dispatched
 
 
 def test_promotion_tables():
@@ -172,7 +175,7 @@ def test_promotion_tables():
         nl.finfo(nl.int32)
 
 
-REAL_ONLY = sorted(ops.REAL_ONLY)
+REAL_ONLY = sorted(ops.REAL_ONLY | ops.REAL_FLOATING_ONLY)
 
 
 @pytest.mark.parametrize("name", REAL_ONLY + ["clip", "max", "min", "argmax", "argmin",
@@ -244,9 +247,13 @@ def test_creation(device):
 
 
 def test_signbit(device):
+    """Real floating-point input only (the standard; NumPy also takes integers)."""
     a = np.array([0.0, -0.0, -1.5, 2.0, np.inf, -np.inf, np.nan, -np.nan], np.float32)
     got = nl.signbit(on(device, a))
     check_values(got, np.signbit(a), 0)
+    with pytest.raises(TypeError, match=r"signbit is not defined for dtype int32; it accepts "
+                                        r"real floating-point dtypes \(float32, float64\)"):
+        nl.signbit(on(device, np.arange(3, dtype=np.int32)))
 
 
 def test_save_load_round_trips_complex(device):
