@@ -493,6 +493,9 @@ def full(shape, fill_value, *, dtype=None, device=None) -> Array:
         fill_value = fill_value.item()
     dtype = _scalar_dtype(fill_value) if dtype is None else dt.as_dtype(dtype)
     dt.check_scalar_fits(fill_value, dtype, "full")
+    if isinstance(fill_value, complex) and not dt.is_complex(dtype):
+        raise TypeError(f"full: a complex fill value {fill_value!r} needs a complex dtype "
+                        f"(complex64, complex128), got {dtype}")
     return _create("full", (dtype.type(fill_value),), shape, dtype, device)
 
 

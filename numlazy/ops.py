@@ -7,13 +7,13 @@ all read this table; adding an op is one entry here plus, at most, one lowering 
 
 Scalar expressions are format templates over operand values (`{0}`, `{1}`) written in a small
 vocabulary (`VOCABULARY`): Python operators and NumPy ufunc names. Each backend binds those
-names for its target (CPU: NumPy's scalar ufuncs inside Numba). The emitter in
+names for its target (CPU: NumPy's scalar ufuncs inside Numba); complex loops call the helpers
+of `numlazy/complex_math.py`, written in that vocabulary. The emitter in
 `numlazy/codegen.py` casts operands to the op's loop dtypes first and the result to the
 node's dtype after, which is how generated code keeps NumPy's result dtypes.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -71,12 +71,11 @@ def _float_or_const(float_template: str, const: str, join: str):
         complex_template if loop[0].kind == "c" else const
 
 
-def _or_complex(helper: str, template=None):
+def _or_complex(helper: str, template: str = ""):
     """A complex loop calls `helper` (`numlazy/complex_math.py`); others use `template`
     (default: the helper's name without its `c`, a vocabulary name)."""
     template = template or f"{helper[1:]}({{0}})"
-    return lambda loop: f"{helper}({{0}})" if loop[0].kind == "c" else (
-        template(loop) if callable(template) else template)
+    return lambda loop: f"{helper}({{0}})" if loop[0].kind == "c" else template
 
 
 def _by_kind(**templates):
@@ -212,8 +211,8 @@ VOCABULARY = sorted({"absolute", "sqrt", "exp", "expm1", "log", "log1p", "log2",
                      "isnan", "isinf", "isfinite", "power", "maximum", "minimum", "arctan2",
                      "hypot", "logaddexp", "copysign", "floor_divide",
                      "remainder"})
-# Complex helpers templates may use besides (`numlazy/complex_math.py`, defined in the
-# vocabulary above; each backend appends their source to its prelude).
+# Templates of complex loops also call the complex helpers (`numlazy/complex_math.py`,
+# written in this vocabulary; each backend appends their source to its prelude).
 assert not set(COMPLEX_HELPERS) & set(VOCABULARY)
 
 
@@ -410,13 +409,19 @@ _add(Op("argsort", HOST, 1,
 
 
 # The `nl.fft` extension (numlazy/fft.py): NumPy's pocketfft on the host for every device.
-# attrs: n (1-D functions) or s (n-D), axis or axes, norm.
+# attrs: n (1-D transforms) or s (n-D), axis or axes, norm.
 FFTS = ("fft", "ifft", "fftn", "ifftn", "rfft", "irfft", "rfftn", "irfftn", "hfft", "ihfft")
+
+
+def _fft(name: str):
+    transform = getattr(np.fft, name)
+    return lambda x, n, axes, norm: transform(x, n, axes, norm)
+
+
 for _name in FFTS:
-    _add(Op(_name, HOST, 1, functools.partial(
-        lambda name, x, n, axes, norm: getattr(np.fft, name)(x, n, axes, norm), _name),
-        doc=f"NumPy's `np.fft.{_name}` (attrs: {'s, axes' if _name.endswith('n') else 'n, axis'}, "
-            f"norm)."))
+    _shape_attrs = "s, axes" if _name.endswith("n") else "n, axis"
+    _add(Op(_name, HOST, 1, _fft(_name),
+            doc=f"NumPy's `np.fft.{_name}` (attrs: {_shape_attrs}, norm)."))
 
 
 def _argsort_descending(x, axis):

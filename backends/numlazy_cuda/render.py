@@ -500,7 +500,8 @@ def matmul_source(dtype, simulator: bool, tf32: bool = False) -> str:
     tile = 8 if simulator else 16
     if tf32 and dtype == np.float32:
         return _tf32_matmul(matmul_source(dtype, simulator), simulator)
-    acc = dtype if dtype.kind == "f" else np.dtype(np.uint64 if dtype.kind == "u" else np.int64)
+    acc = dtype if dtype.kind in "fc" else \
+        np.dtype(np.uint64 if dtype.kind == "u" else np.int64)
     acc_name, name = acc.type.__name__, dtype.type.__name__
     body = [
         f"sa = cuda.shared.array(({tile}, {tile}), {nb_type(acc)})",

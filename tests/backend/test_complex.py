@@ -246,6 +246,35 @@ def test_creation(device):
         nl.linspace(0j, 1, 3, dtype=nl.float64)
 
 
+def test_namespace_functions(device):
+    """The rest of the namespace on complex arrays: matmul (BLAS, CuPy or the tiled CUDA
+    kernel), matrix-vector products, where, concat with a real array, cumulative_sum,
+    setitem, roll, eye; NumPy's protocols (np.conjugate, np.real) and Python's complex()."""
+    a = np.array([[1 + 1j, 2 - 1j], [0.5j, -3 + 0j]], np.complex64)
+    z = on(device, a)
+    u = nl.zeros((2, 2), dtype=nl.complex64, device=device)
+    u[0, 1] = 5j
+    cases = {
+        "matmul": (z @ z, a @ a), "matvec": (z @ z[0], a @ a[0]),
+        "where": (nl.where(nl.real(z) > 0, z, 1j), np.where(a.real > 0, a, np.complex64(1j))),
+        "concat": (nl.concat([z, on(device, np.ones((1, 2)))]),
+                   np.concatenate([a, np.ones((1, 2))])),
+        "cumulative_sum": (nl.cumulative_sum(z, axis=1), np.cumsum(a, axis=1)),
+        "setitem": (u, np.array([[0, 5j], [0, 0]], np.complex64)),
+        "roll": (nl.roll(z, 1), np.roll(a, 1)),
+        "eye": (nl.eye(2, dtype=nl.complex128, device=device), np.eye(2, dtype=complex)),
+        "np.conjugate": (np.conjugate(z), np.conjugate(a)), "np.real": (np.real(z), a.real),
+    }
+    nl.mark_step(device)
+    for name, (got, want) in cases.items():
+        assert isinstance(got, nl.Array), name
+        assert got.dtype == want.dtype, f"{name}: dtype {got.dtype} != NumPy's {want.dtype}"
+        check_values(got, want, 8, err=f"{name}: ", exact_zeros=False)
+    assert complex(z[1, 0]) == 0.5j and z[0, 1].item() == 2 - 1j
+    with pytest.raises(TypeError, match=r"full: a complex fill value 1j needs a complex dtype"):
+        nl.full(3, 1j, dtype=nl.float64, device=device)
+
+
 def test_signbit(device):
     """Real floating-point input only (the standard; NumPy also takes integers)."""
     a = np.array([0.0, -0.0, -1.5, 2.0, np.inf, -np.inf, np.nan, -np.nan], np.float32)

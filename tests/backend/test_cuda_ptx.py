@@ -114,7 +114,7 @@ SCRIPT = textwrap.dedent('''
     check("row-scalars", nl.max(s, axis=1) - nl.min(s, axis=1),
           nl.argmin(s, axis=1) + nl.prod(s, axis=1))
 
-    for dtype in ("float32", "float64", "int32", "uint64", "bool"):
+    for dtype in ("float32", "float64", "int32", "uint64", "bool", "complex64", "complex128"):
         results[f"matmul-{dtype}"] = [[0, "matmul", compile_matmul(dtype)]]
     json.dump(results, sys.stdout)
 ''')
