@@ -86,8 +86,13 @@ def clog(z):
 
 @helper
 def clog1p(z):
-    x, y = z.real + 1.0, z.imag
-    return complex(log(hypot(x, y)), arctan2(y, x))
+    x, y = float64(z.real), float64(z.imag)
+    h = hypot(1.0 + x, y)
+    if 0.5 < h < 2.0:                # |1 + z| near 1: log1p of |1 + z|**2 - 1, no cancelling
+        re = 0.5 * log1p(x * (2.0 + x) + y * y)
+    else:
+        re = log(h)
+    return complex(re, arctan2(y, 1.0 + x))
 
 
 @helper
