@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 from . import config, metrics  # noqa: E402
 from .dtypes import (bool_ as bool, int8, int16, int32, int64, uint8, uint16,  # noqa: E402
-                     uint32, uint64, float32, float64)
+                     uint32, uint64, float32, float64, complex64, complex128)
 from ._array import Array  # noqa: E402
 from .api import *  # noqa: E402,F401,F403
 from .device import Device, device, default_device  # noqa: E402
@@ -20,7 +20,7 @@ from .executor import (get_tensor_id, mark_step, step, sync, sync_multi,  # noqa
 from .closures import add_step_closure, get_device_context, run_step_closures  # noqa: E402
 from .serialize import load, save  # noqa: E402
 from .compile import compile  # noqa: E402,A001
-from . import debug, ir_cache, linalg  # noqa: E402
+from . import debug, fft, ir_cache, linalg  # noqa: E402
 from ._info import __array_namespace_info__  # noqa: E402
 from . import accelerator, backends  # noqa: E402
 from .registry import Backend, list_backends, register_backend  # noqa: E402

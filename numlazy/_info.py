@@ -2,8 +2,6 @@
 (2023.12) asks an inspection object to say."""
 from __future__ import annotations
 
-import numlazy as _nl
-
 from . import dtypes as dt
 from .device import Device, parse
 from .registry import backend_for, list_backends
@@ -11,12 +9,6 @@ from .registry import backend_for, list_backends
 # The standard's dtype kinds and the dtypes of each, by NumPy's kind letter.
 _KINDS = {"bool": "b", "signed integer": "i", "unsigned integer": "u", "integral": "iu",
           "real floating": "f", "complex floating": "c", "numeric": "iufc"}
-
-
-def _exposed() -> list:
-    """The dtypes numlazy exposes, complex ones only once `numlazy.complex64` exists."""
-    complex_ = [getattr(_nl, n) for n in ("complex64", "complex128") if hasattr(_nl, n)]
-    return list(dt.SUPPORTED) + [d for d in complex_ if d not in dt.SUPPORTED]
 
 
 class Info:
@@ -35,11 +27,8 @@ class Info:
     def default_dtypes(self, *, device=None) -> dict:
         if device is not None:
             backend_for(parse(device))
-        out = {"real floating": dt.default_float, "integral": dt.default_int,
-               "indexing": dt.int64}
-        if hasattr(_nl, "complex128"):
-            out["complex floating"] = _nl.complex128
-        return out
+        return {"real floating": dt.default_float, "complex floating": dt.complex128,
+                "integral": dt.default_int, "indexing": dt.int64}
 
     def dtypes(self, *, device=None, kind=None) -> dict:
         """{name: dtype} of the dtypes of `kind`: None (all), a kind name ("bool", "signed
@@ -58,7 +47,7 @@ class Info:
                                  f"{k!r}")
             else:
                 letters += _KINDS[k]
-        return {d.name: d for d in _exposed() if d.kind in letters}
+        return {d.name: d for d in dt.SUPPORTED if d.kind in letters}
 
     def devices(self) -> list:
         """Every device of every registered backend that can run here."""

@@ -19,7 +19,8 @@ from ._array import Array
 from .device import Device, parse
 from .registry import backend_for
 
-_SCALARS = (bool, int, float)   # exact types: NumPy scalars (np.float64 is a float) are strong
+# Exact types: NumPy scalars (np.float64 is a float) are strong.
+_SCALARS = (bool, int, float, complex)
 
 
 # --- arguments -----------------------------------------------------------------------------
@@ -47,7 +48,8 @@ def _operands(name: str, args) -> tuple[list, Device]:
             convert.append(i)
         else:
             raise TypeError(f"{name}: argument {i + 1} must be a numlazy array, a NumPy array "
-                            f"or a Python scalar (bool, int, float), got {_describe(a)}")
+                            f"or a Python scalar (bool, int, float, complex), got "
+                            f"{_describe(a)}")
     if device is None and not convert:
         convert.append(0)
     for i in convert:
@@ -84,7 +86,7 @@ def _elementwise_node(name, operands, loop, out_dtype, device, shape=None) -> Ar
 
 
 def _ufunc_function(op: ops.Op):
-    name, ufunc, nin = op.name, op.ufunc, op.nin
+    name, nin = op.name, op.nin
     # Operand kinds (dtypes, Python scalar types) -> (loop dtypes, output dtype): a finite set.
     resolved = {} if name not in _COMPARISONS and name != "pow" else None
 
@@ -92,11 +94,13 @@ def _ufunc_function(op: ops.Op):
         if len(args) != nin:
             raise TypeError(f"{op.name}() takes {op.nin} argument(s), got {len(args)}")
         if resolved is not None:
-            node = _fast_elementwise(name, ufunc, resolved, args)
+            node = _fast_elementwise(op, resolved, args)
             if node is not None:
                 return Array(node)
         operands, device = _operands(op.name, args)
         kinds = tuple([a._node.dtype if isinstance(a, Array) else type(a) for a in operands])
+        if op.domain:
+            _check_domain(op.name, kinds, op.domain)
         loop, out_dtype = dt.resolve_ufunc(op.ufunc, kinds)
         if op.name in _COMPARISONS:
             known = _out_of_range_comparison(op.name, operands, loop, device)
@@ -113,17 +117,18 @@ def _ufunc_function(op: ops.Op):
     return fn
 
 
-def _fast_elementwise(name, ufunc, resolved, args):
+def _fast_elementwise(op, resolved, args):
     """The node of the common case — one or two operands, numlazy arrays of one shape and
     device or Python scalars — with the dtype rule read from `resolved`; None for everything
     else (the general path checks, converts and broadcasts). Every operator calls it."""
+    name = op.name
     if len(args) == 1:
         (x,) = args
         if type(x) is not Array:
             return None
         node = x._node
         kinds = (node.dtype,)
-        rule = resolved.get(kinds) or _resolve(resolved, ufunc, kinds)
+        rule = resolved.get(kinds) or _resolve(resolved, op, kinds)
         return ir.make(name, (node,), (rule[0],), (), node.shape, rule[1], node.device)
     if len(args) != 2:
         return None
@@ -147,14 +152,18 @@ def _fast_elementwise(name, ufunc, resolved, args):
         shape, device = ny.shape, ny.device
     else:
         return None
-    loop, out_dtype = resolved.get(kinds) or _resolve(resolved, ufunc, kinds)
+    loop, out_dtype = resolved.get(kinds) or _resolve(resolved, op, kinds)
     sx = nx if tx is Array else _param(x, loop[0], device, name)
     sy = ny if ty is Array else _param(y, loop[1], device, name)
     return ir.make(name, (sx, sy), (loop,), (), shape, out_dtype, device)
 
 
-def _resolve(resolved: dict, ufunc, kinds: tuple):
-    rule = resolved[kinds] = dt.resolve_ufunc(ufunc, kinds)
+def _resolve(resolved: dict, op: ops.Op, kinds: tuple):
+    """The dtype rule of `op` for operand `kinds`, checked against the op's domain once and
+    kept in `resolved`."""
+    if op.domain:
+        _check_domain(op.name, kinds, op.domain)
+    rule = resolved[kinds] = dt.resolve_ufunc(op.ufunc, kinds)
     return rule
 
 
@@ -162,6 +171,20 @@ def _param(value, dtype, device, name):
     if type(value) is int:
         dt.check_scalar_fits(value, dtype, name)
     return ir.param(value, dtype, device)
+
+
+def _check_domain(name: str, kinds, domain: str = "real") -> None:
+    """TypeError for an operand outside the dtypes the array API defines op `name` for:
+    `domain` "real" (no complex) or "real floating" (float32, float64)."""
+    kinds_ok = "biuf" if domain == "real" else "f"
+    for k in kinds:
+        kind = {bool: "b", int: "i", float: "f", complex: "c"}[k] if isinstance(k, type) \
+            else k.kind
+        if kind not in kinds_ok:
+            got = f"a Python {k.__name__}" if isinstance(k, type) else f"dtype {k}"
+            accepted = "real-valued dtypes (bool, integers, float32, float64)" \
+                if domain == "real" else "real floating-point dtypes (float32, float64)"
+            raise TypeError(f"{name} is not defined for {got}; it accepts {accepted}")
 
 
 _COMPARISONS = {"equal": operator.eq, "not_equal": operator.ne, "less": operator.lt,
@@ -197,6 +220,25 @@ def round(x, /):  # noqa: A001 - array API name
     return _elementwise_node("round", [x], (x.dtype,), out_dtype, device)
 
 
+def _component(name: str, x) -> Array:
+    (x,), device = _operands(name, (x,))
+    if x.dtype.kind == "b":
+        raise TypeError(f"{name}: expected a numeric dtype, got bool")
+    return _elementwise_node(name, [x], (x.dtype,), dt.real_dtype(x.dtype), device)
+
+
+def real(x, /):
+    """The real component of each element (float32 for complex64, float64 for complex128;
+    a real array is returned as is)."""
+    return _component("real", x)
+
+
+def imag(x, /):
+    """The imaginary component of each element (a real dtype, as `real`; zeros for a real
+    array)."""
+    return _component("imag", x)
+
+
 def where(condition, x1, x2, /):
     """Elements of `x1` where `condition` is true, else of `x2` (Python scalars are weak)."""
     operands, device = _operands("where", (condition, x1, x2))
@@ -208,9 +250,19 @@ def where(condition, x1, x2, /):
 
 
 def astype(x, dtype, /, *, copy: bool = True, device=None):
-    """`x` converted to `dtype` (values cast as NumPy's `astype` does)."""
+    """`x` converted to `dtype` (values cast as NumPy's `astype` does).
+
+    Complex to a real dtype raises TypeError, as the array API standard recommends (NumPy
+    silently drops the imaginary part with a ComplexWarning): say which part with `real(x)`,
+    `imag(x)` or `abs(x)`. Complex to bool is `x != 0`."""
     (x,), _ = _operands("astype", (x,))
     dtype = dt.as_dtype(dtype)
+    if dt.is_complex(x.dtype) and not dt.is_complex(dtype):
+        if dtype == dt.bool_:
+            return not_equal(x, 0)  # noqa: F821 - generated from the op table
+        raise TypeError(f"astype: cannot cast complex dtype {x.dtype} to real dtype {dtype}; "
+                        f"take real(x), imag(x) or abs(x) first (accepted targets: complex64, "
+                        f"complex128, bool)")
     if device is not None:
         x = asarray(x, device=device)
     if dtype == x.dtype and not copy:
@@ -220,6 +272,8 @@ def astype(x, dtype, /, *, copy: bool = True, device=None):
 
 def clip(x, /, min=None, max=None):  # noqa: A002 - array API names
     """`x` limited to [min, max]; NaN stays NaN; the result keeps x's dtype."""
+    _check_domain("clip", [a.dtype if isinstance(a, Array) else type(a)
+                         for a in (x, min, max) if a is not None])
     out = x
     if min is not None:
         out = maximum(out, min)  # noqa: F821 - generated from the op table
@@ -245,6 +299,8 @@ def _reduce(name: str, x, axis=None, keepdims=False, dtype=None) -> Array:
     axes = _axes(name, x.ndim, axis)
     if dtype is not None:
         x = astype(x, dtype, copy=False)
+    if name in ops.ORDERED:
+        _check_domain(name, (x.dtype,))
     out_dtype = ops.reduce_dtype(name, x.dtype)
     if not axes:
         if name in ("argmax", "argmin"):       # a 0-d array's only element is at index 0
@@ -304,7 +360,7 @@ def _count(x, axis) -> int:
 
 def _float_input(name, x) -> Array:
     (x,), _ = _operands(name, (x,))
-    return x if dt.is_float(x.dtype) else astype(x, dt.default_float)
+    return x if x.dtype.kind in "fc" else astype(x, dt.default_float)
 
 
 def mean(x, /, *, axis=None, keepdims=False):
@@ -314,10 +370,16 @@ def mean(x, /, *, axis=None, keepdims=False):
 
 
 def var(x, /, *, axis=None, correction=0.0, keepdims=False):
-    """Variance over `axis` with `correction` (NumPy's ddof): two passes, mean first."""
+    """Variance over `axis` with `correction` (NumPy's ddof): two passes, mean first. Of a
+    complex array: the mean of |x - mean|**2, a real dtype (as NumPy)."""
     x = _float_input("var", x)
     d = subtract(x, mean(x, axis=axis, keepdims=True))  # noqa: F821
-    ss = sum(multiply(d, d), axis=axis, keepdims=keepdims)  # noqa: F821
+    if dt.is_complex(d.dtype):
+        re, im = real(d), imag(d)
+        sq = add(multiply(re, re), multiply(im, im))  # noqa: F821
+    else:
+        sq = multiply(d, d)  # noqa: F821
+    ss = sum(sq, axis=axis, keepdims=keepdims)  # noqa: F821
     return divide(ss, float(builtins.max(_count(x, axis) - correction, 0)))  # noqa: F821
 
 
@@ -560,7 +622,9 @@ def _scalar_dtype(value) -> np.dtype:
         return dt.default_int
     if isinstance(value, float):
         return dt.default_float
-    raise TypeError(f"fill value must be a bool, int or float, got {_describe(value)}")
+    if isinstance(value, complex):
+        return dt.default_complex
+    raise TypeError(f"fill value must be a bool, int, float or complex, got {_describe(value)}")
 
 
 def full(shape, fill_value, *, dtype=None, device=None) -> Array:
@@ -570,6 +634,9 @@ def full(shape, fill_value, *, dtype=None, device=None) -> Array:
         fill_value = fill_value.item()
     dtype = _scalar_dtype(fill_value) if dtype is None else dt.as_dtype(dtype)
     dt.check_scalar_fits(fill_value, dtype, "full")
+    if isinstance(fill_value, complex) and not dt.is_complex(dtype):
+        raise TypeError(f"full: a complex fill value {fill_value!r} needs a complex dtype "
+                        f"(complex64, complex128), got {dtype}")
     return _create("full", (dtype.type(fill_value),), shape, dtype, device)
 
 
@@ -614,17 +681,23 @@ def arange(start, /, stop=None, step=1, *, dtype=None, device=None) -> Array:
 
 
 def linspace(start, stop, /, num, *, dtype=None, device=None, endpoint=True) -> Array:
-    """`num` evenly spaced floats from start to stop (inclusive if `endpoint`)."""
+    """`num` evenly spaced numbers from start to stop (inclusive if `endpoint`); complex
+    endpoints give complex128 by default."""
     num = operator.index(num)
     if num < 0:
         raise ValueError(f"linspace: num must be non-negative, got {num}")
-    dtype = dt.default_float if dtype is None else dt.as_dtype(dtype)
-    if not dt.is_float(dtype):
-        raise TypeError(f"linspace: dtype must be a floating-point dtype, got {dtype}")
+    is_complex = isinstance(start, complex) or isinstance(stop, complex)
+    if dtype is None:
+        dtype = dt.default_complex if is_complex else dt.default_float
+    dtype = dt.as_dtype(dtype)
+    if dtype.kind not in "fc" or (is_complex and dtype.kind != "c"):
+        raise TypeError(f"linspace: dtype must be a floating-point dtype (a complex one for "
+                        f"complex endpoints), got {dtype}")
     div = (num - 1) if endpoint else num
     step = (stop - start) / div if div > 0 else 0.0
     last = num - 1 if endpoint and num > 1 else -1
-    rt = (np.float64(start), np.float64(step), np.float64(stop), np.int64(last))
+    kind = np.complex128 if dtype.kind == "c" else np.float64
+    rt = (kind(start), kind(step), kind(stop), np.int64(last))
     return _create("linspace", rt, (num,), dtype, device)
 
 
@@ -766,10 +839,12 @@ def result_type(*arrays_and_dtypes) -> np.dtype:
 
 def finfo(type, /):  # noqa: A002 - array API name
     """Machine limits of a floating-point dtype (NumPy's `finfo`: bits, eps, max, min,
-    smallest_normal, dtype)."""
+    smallest_normal, dtype). For a complex dtype, those of its components, as the standard
+    says (`finfo(complex64).dtype` is float32)."""
     d = _dtype_of("finfo", type)
-    if d.kind != "f":
-        raise TypeError(f"finfo: expected a floating-point dtype (float32, float64), got {d}")
+    if d.kind not in "fc":
+        raise TypeError(f"finfo: expected a floating-point dtype (float32, float64, complex64, "
+                        f"complex128), got {d}")
     return np.finfo(d)
 
 
@@ -1004,6 +1079,8 @@ def vecdot(x1, x2, /, *, axis=-1) -> Array:
         raise ValueError(f"vecdot: shapes {x1.shape} and {x2.shape} differ in size along "
                          f"axis {axis}")
     dtype = dt.result_type(x1.dtype, x2.dtype)
+    if dt.is_complex(x1.dtype):
+        x1 = conj(x1)  # noqa: F821 - the standard conjugates the first operand
     return astype(sum(multiply(x1, x2), axis=ax), dtype, copy=False)  # noqa: F821
 
 
@@ -1109,6 +1186,7 @@ def cumulative_sum(x, /, *, axis=None, dtype=None, include_initial=False) -> Arr
 
 def _sort_node(name, x, axis, descending, stable, dtype):
     (x,), device = _operands(name, (x,))
+    _check_domain(name, (x.dtype,))
     if x.ndim == 0:
         raise ValueError(f"{name}: x must have at least one dimension")
     ax = _axis(name, x.ndim, axis)

@@ -4,6 +4,10 @@ numlazy's dtypes are NumPy dtype objects, so `x.dtype == np.float32` and `nl.flo
 Result types are NumPy 2's, computed by NumPy itself (`ufunc.resolve_dtypes`) and cached, so
 there is one source of truth for promotion. float16, which NumPy picks for a few integer
 inputs (`sin(int8)`), is not supported and becomes float32.
+
+complex64 and complex128 promote as the array API 2023.12 tables say (which NumPy 2 follows:
+complex64 with float64 gives complex128); a Python complex is weak (`x * 1j` keeps complex64,
+`float32_array * 1j` is complex64).
 """
 from __future__ import annotations
 
@@ -15,13 +19,16 @@ bool_ = np.dtype("bool")
 int8, int16, int32, int64 = (np.dtype(f"int{b}") for b in (8, 16, 32, 64))
 uint8, uint16, uint32, uint64 = (np.dtype(f"uint{b}") for b in (8, 16, 32, 64))
 float32, float64 = np.dtype("float32"), np.dtype("float64")
+complex64, complex128 = np.dtype("complex64"), np.dtype("complex128")
 
-SUPPORTED = (bool_, int8, int16, int32, int64, uint8, uint16, uint32, uint64, float32, float64)
+SUPPORTED = (bool_, int8, int16, int32, int64, uint8, uint16, uint32, uint64, float32, float64,
+             complex64, complex128)
 _SUPPORTED = frozenset(SUPPORTED)
 NAMES = ", ".join(d.name for d in SUPPORTED)
 
 default_int = int64
 default_float = float64
+default_complex = complex128
 
 
 def is_float(dt: np.dtype) -> bool:
@@ -32,6 +39,15 @@ def is_integer(dt: np.dtype) -> bool:
     return dt.kind in "iu"
 
 
+def is_complex(dt: np.dtype) -> bool:
+    return dt.kind == "c"
+
+
+def real_dtype(dt: np.dtype) -> np.dtype:
+    """The dtype of a complex dtype's components (float32 for complex64); others unchanged."""
+    return {complex64: float32, complex128: float64}.get(dt, dt)
+
+
 def as_dtype(dtype) -> np.dtype:
     """Parse a user's dtype argument; TypeError naming it and the supported dtypes otherwise."""
     if dtype is bool:
@@ -40,6 +56,8 @@ def as_dtype(dtype) -> np.dtype:
         return default_int
     if dtype is float:
         return default_float
+    if dtype is complex:
+        return default_complex
     try:
         dt = np.dtype(dtype)
     except TypeError:
@@ -49,13 +67,11 @@ def as_dtype(dtype) -> np.dtype:
 
 def check_supported(dt: np.dtype) -> np.dtype:
     if dt not in _SUPPORTED:
-        if dt.kind == "c":
-            raise TypeError(f"complex dtype {dt} is not supported yet; supported dtypes: {NAMES}")
         raise TypeError(f"dtype {dt} is not supported; supported dtypes: {NAMES}")
     return dt.newbyteorder("=") if dt.byteorder not in "=|" else dt
 
 
-SCALAR_TYPES = (bool, int, float)
+SCALAR_TYPES = (bool, int, float, complex)
 
 
 def _widen_half(dt: np.dtype) -> np.dtype:
@@ -65,7 +81,7 @@ def _widen_half(dt: np.dtype) -> np.dtype:
 @functools.lru_cache(maxsize=4096)
 def resolve_ufunc(ufunc: np.ufunc, operands: tuple) -> tuple[tuple[np.dtype, ...], np.dtype]:
     """(loop input dtypes, output dtype) of `ufunc` for operands that are dtypes or the Python
-    scalar types bool/int/float (weak). TypeError if NumPy has no loop for them."""
+    scalar types bool/int/float/complex (weak). TypeError if NumPy has no loop for them."""
     # A Python bool is NumPy's bool (the lowest kind, so weak or strong it promotes the same);
     # resolve_dtypes takes only int, float and complex as Python types.
     operands = tuple(bool_ if o is bool else o for o in operands)

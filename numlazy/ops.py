@@ -7,7 +7,8 @@ all read this table; adding an op is one entry here plus, at most, one lowering 
 
 Scalar expressions are format templates over operand values (`{0}`, `{1}`) written in a small
 vocabulary (`VOCABULARY`): Python operators and NumPy ufunc names. Each backend binds those
-names for its target (CPU: NumPy's scalar ufuncs inside Numba). The emitter in
+names for its target (CPU: NumPy's scalar ufuncs inside Numba); complex loops call the helpers
+of `numlazy/complex_math.py`, written in that vocabulary. The emitter in
 `numlazy/codegen.py` casts operands to the op's loop dtypes first and the result to the
 node's dtype after, which is how generated code keeps NumPy's result dtypes.
 """
@@ -19,6 +20,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import dtypes as dt
+from .complex_math import COMPLEX_HELPERS
 
 ELEMENTWISE, REDUCE, VIEW, GATHER, OPAQUE, CREATION, HOST = (
     "elementwise", "reduce", "view", "gather", "opaque", "creation", "host")
@@ -33,6 +35,8 @@ class Op:
     ufunc: Optional[np.ufunc] = None     # dtype rule: NumPy's loop resolution for this ufunc
     expr: object = None                  # template str, or fn(loop dtypes) -> template
     doc: str = ""
+    domain: str = ""                     # "real" or "real floating": the array API defines
+                                         # it for those dtypes only (record-time TypeError)
 
     def template(self, loop_dtypes) -> str:
         return self.expr(loop_dtypes) if callable(self.expr) else self.expr
@@ -58,9 +62,20 @@ def _bool_or(bool_template: str, other: str):
     return lambda loop: bool_template if loop[0].kind == "b" else other
 
 
-def _float_or_const(float_template: str, const: str):
-    """isnan/isinf/isfinite: an integer is never NaN or infinite."""
-    return lambda loop: float_template if loop[0].kind == "f" else const
+def _float_or_const(float_template: str, const: str, join: str):
+    """isnan/isinf/isfinite: an integer is never NaN or infinite; a complex number tests its
+    components (`join`ed by `or` or `and`)."""
+    complex_template = "(" + f" {join} ".join(
+        float_template.replace("{0}", f"{{0}}.{part}") for part in ("real", "imag")) + ")"
+    return lambda loop: float_template if loop[0].kind == "f" else \
+        complex_template if loop[0].kind == "c" else const
+
+
+def _or_complex(helper: str, template: str = ""):
+    """A complex loop calls `helper` (`numlazy/complex_math.py`); others use `template`
+    (default: the helper's name without its `c`, a vocabulary name)."""
+    template = template or f"{helper[1:]}({{0}})"
+    return lambda loop: f"{helper}({{0}})" if loop[0].kind == "c" else template
 
 
 def _by_kind(**templates):
@@ -70,6 +85,8 @@ def _by_kind(**templates):
 
 
 def _sign(loop) -> str:
+    if loop[0].kind == "c":
+        return "csign({0})"                      # z / |z| (array API 2023.12)
     if loop[0].kind == "u":
         return "(1 if {0} != 0 else 0)"          # never negative (NumPy's sign of uint)
     if loop[0].kind == "f":
@@ -92,50 +109,52 @@ def _shift(direction: str):
 
 
 UNARY = [
-    ("abs", np.absolute, "absolute({0})"),
+    ("abs", np.absolute, _by_kind(c="hypot({0}.real, {0}.imag)", other="absolute({0})")),
     ("negative", np.negative, "(-{0})"),
     ("positive", np.positive, "(+{0})"),
-    ("sqrt", np.sqrt, "sqrt({0})"),
+    ("sqrt", np.sqrt, _or_complex("csqrt")),
     ("square", np.square, "({0} * {0})"),
-    ("exp", np.exp, "exp({0})"),
-    ("expm1", np.expm1, "expm1({0})"),
-    ("log", np.log, "log({0})"),
-    ("log1p", np.log1p, "log1p({0})"),
-    ("log2", np.log2, "log2({0})"),
-    ("log10", np.log10, "log10({0})"),
-    ("sin", np.sin, "sin({0})"),
-    ("cos", np.cos, "cos({0})"),
-    ("tan", np.tan, "tan({0})"),
-    ("asin", np.arcsin, "arcsin({0})"),
-    ("acos", np.arccos, "arccos({0})"),
-    ("atan", np.arctan, "arctan({0})"),
-    ("sinh", np.sinh, "sinh({0})"),
-    ("cosh", np.cosh, "cosh({0})"),
-    ("tanh", np.tanh, "tanh({0})"),
-    ("asinh", np.arcsinh, "arcsinh({0})"),
-    ("acosh", np.arccosh, "arccosh({0})"),
-    ("atanh", np.arctanh, "arctanh({0})"),
+    ("exp", np.exp, _or_complex("cexp")),
+    ("expm1", np.expm1, _or_complex("cexpm1")),
+    ("log", np.log, _or_complex("clog")),
+    ("log1p", np.log1p, _or_complex("clog1p")),
+    ("log2", np.log2, _or_complex("clog2")),
+    ("log10", np.log10, _or_complex("clog10")),
+    ("sin", np.sin, _or_complex("csin")),
+    ("cos", np.cos, _or_complex("ccos")),
+    ("tan", np.tan, _or_complex("ctan")),
+    ("asin", np.arcsin, _or_complex("casin", "arcsin({0})")),
+    ("acos", np.arccos, _or_complex("cacos", "arccos({0})")),
+    ("atan", np.arctan, _or_complex("catan", "arctan({0})")),
+    ("sinh", np.sinh, _or_complex("csinh")),
+    ("cosh", np.cosh, _or_complex("ccosh")),
+    ("tanh", np.tanh, _or_complex("ctanh")),
+    ("asinh", np.arcsinh, _or_complex("casinh", "arcsinh({0})")),
+    ("acosh", np.arccosh, _or_complex("cacosh", "arccosh({0})")),
+    ("atanh", np.arctanh, _or_complex("catanh", "arctanh({0})")),
     ("sign", np.sign, _sign),
     ("floor", np.floor, _int_identity("floor({0})")),
     ("ceil", np.ceil, _int_identity("ceil({0})")),
     ("trunc", np.trunc, _int_identity("trunc({0})")),
-    ("isnan", np.isnan, _float_or_const("isnan({0})", "False")),
-    ("isinf", np.isinf, _float_or_const("isinf({0})", "False")),
-    ("isfinite", np.isfinite, _float_or_const("isfinite({0})", "True")),
-    ("signbit", np.signbit, "(copysign(1.0, {0}) < 0)"),     # NumPy has float loops only
+    ("isnan", np.isnan, _float_or_const("isnan({0})", "False", "or")),
+    ("isinf", np.isinf, _float_or_const("isinf({0})", "False", "or")),
+    ("isfinite", np.isfinite, _float_or_const("isfinite({0})", "True", "and")),
     ("logical_not", np.logical_not, "(not {0})"),
     ("bitwise_invert", np.invert, _bool_or("(not {0})", "(~{0})")),
+    ("conj", np.conjugate, _by_kind(c="{0}.conjugate()", other="{0}")),
+    ("signbit", np.signbit, "(copysign(1.0, {0}) < 0)"),
 ]
 
 BINARY = [
     ("add", np.add, "({0} + {1})"),
     ("subtract", np.subtract, "({0} - {1})"),
     ("multiply", np.multiply, "({0} * {1})"),
-    ("divide", np.true_divide, "({0} / {1})"),
+    ("divide", np.true_divide, _by_kind(c="cdivide({0}, {1})", other="({0} / {1})")),
     ("floor_divide", np.floor_divide, _by_kind(f="floor_divide({0}, {1})",
                                                other="({0} // {1})")),
     ("remainder", np.remainder, _by_kind(f="remainder({0}, {1})", other="({0} % {1})")),
-    ("pow", np.power, _by_kind(f="power({0}, {1})", other="({0} ** {1})")),
+    ("pow", np.power, _by_kind(f="power({0}, {1})", c="cpower({0}, {1})",
+                               other="({0} ** {1})")),
     ("maximum", np.maximum, "maximum({0}, {1})"),
     ("minimum", np.minimum, "minimum({0}, {1})"),
     ("atan2", np.arctan2, "arctan2({0}, {1})"),
@@ -159,12 +178,27 @@ BINARY = [
     ("bitwise_right_shift", np.right_shift, _shift(">>")),
 ]
 
+# Defined by the array API for real-valued dtypes only: complex operands raise TypeError at
+# record time (NumPy accepts some, e.g. maximum and less order complex lexicographically).
+REAL_ONLY = frozenset({"floor", "ceil", "trunc", "floor_divide", "remainder", "maximum",
+                       "minimum", "atan2", "hypot", "logaddexp", "copysign", "less",
+                       "less_equal", "greater", "greater_equal"})
+REAL_FLOATING_ONLY = frozenset({"signbit"})
+
 for _name, _ufunc, _expr in UNARY + BINARY:
     _add(Op(_name, ELEMENTWISE, _ufunc.nin, _ufunc, _ufunc, _expr,
-            doc=f"Elementwise `{_name}`, as NumPy's `{_ufunc.__name__}`."))
+            doc=f"Elementwise `{_name}`, as NumPy's `{_ufunc.__name__}`.",
+            domain="real" if _name in REAL_ONLY else
+            "real floating" if _name in REAL_FLOATING_ONLY else ""))
 
-_add(Op("round", ELEMENTWISE, 1, np.round, None, _int_identity("rint({0})"),
-        doc="Round to the nearest integer, halves to even; integers are unchanged."))
+_add(Op("round", ELEMENTWISE, 1, np.round, None,
+        _by_kind(c="complex(rint({0}.real), rint({0}.imag))", f="rint({0})", other="{0}"),
+        doc="Round to the nearest integer, halves to even (each component of a complex "
+            "number); integers are unchanged."))
+_add(Op("real", ELEMENTWISE, 1, np.real, None, _by_kind(c="{0}.real", other="{0}"),
+        doc="The real component (a real dtype: float32 for complex64)."))
+_add(Op("imag", ELEMENTWISE, 1, np.imag, None, _by_kind(c="{0}.imag", other="0"),
+        doc="The imaginary component (a real dtype; zero for real input)."))
 _add(Op("where", ELEMENTWISE, 3, np.where, None, "({1} if {0} else {2})",
         doc="Elements of x1 where condition is true, else of x2."))
 _add(Op("astype", ELEMENTWISE, 1, lambda x, dtype: x.astype(dtype), None, "{0}",
@@ -177,6 +211,9 @@ VOCABULARY = sorted({"absolute", "sqrt", "exp", "expm1", "log", "log1p", "log2",
                      "isnan", "isinf", "isfinite", "power", "maximum", "minimum", "arctan2",
                      "hypot", "logaddexp", "copysign", "floor_divide",
                      "remainder"})
+# Templates of complex loops also call the complex helpers (`numlazy/complex_math.py`,
+# written in this vocabulary; each backend appends their source to its prelude).
+assert not set(COMPLEX_HELPERS) & set(VOCABULARY)
 
 
 # --- reductions ----------------------------------------------------------------------------
@@ -219,6 +256,7 @@ for _name in REDUCTIONS:
     _add(Op(_name, REDUCE, 1, getattr(np, _name), doc=f"Reduction `{_name}` over axes."))
 
 IDENTITY_FREE = ("max", "min", "argmax", "argmin")  # empty input is an error, as in NumPy
+ORDERED = IDENTITY_FREE          # need an order: complex input raises TypeError (array API)
 
 
 def reduce_dtype(name: str, in_dtype: np.dtype) -> np.dtype:
@@ -231,9 +269,10 @@ def reduce_dtype(name: str, in_dtype: np.dtype) -> np.dtype:
 
 
 def accumulator_dtype(name: str, in_dtype: np.dtype, out_dtype: np.dtype) -> np.dtype:
-    """float32 sums and products accumulate in float64 (NUMBA_NOTES.md: drift otherwise)."""
-    if name in ("sum", "prod") and out_dtype == dt.float32:
-        return dt.float64
+    """float32 sums and products accumulate in float64 (NUMBA_NOTES.md: drift otherwise),
+    complex64 ones in complex128."""
+    if name in ("sum", "prod") and out_dtype in (dt.float32, dt.complex64):
+        return dt.complex128 if out_dtype == dt.complex64 else dt.float64
     if name in ("argmax", "argmin", "max", "min"):
         return in_dtype
     return out_dtype
@@ -415,6 +454,22 @@ _LINALG = {
 for _name, (_ref, _attrs) in _LINALG.items():
     _add(Op(f"linalg.{_name}", HOST, 2 if _name == "solve" else 1, _ref,
             doc=f"NumPy's `np.linalg.{_name}`{f' ({_attrs})' if _attrs else ''}."))
+
+
+# The `nl.fft` extension (numlazy/fft.py): NumPy's pocketfft on the host for every device.
+# attrs: n (1-D transforms) or s (n-D), axis or axes, norm.
+FFTS = ("fft", "ifft", "fftn", "ifftn", "rfft", "irfft", "rfftn", "irfftn", "hfft", "ihfft")
+
+
+def _fft(name: str):
+    transform = getattr(np.fft, name)
+    return lambda x, n, axes, norm: transform(x, n, axes, norm)
+
+
+for _name in FFTS:
+    _shape_attrs = "s, axes" if _name.endswith("n") else "n, axis"
+    _add(Op(_name, HOST, 1, _fft(_name),
+            doc=f"NumPy's `np.fft.{_name}` (attrs: {_shape_attrs}, norm)."))
 
 
 def _argsort_descending(x, axis):

@@ -38,7 +38,7 @@ _SCALARS = (bool, int, float, str, type(None))
 
 def save(tree, file) -> None:
     """Compute every array in `tree` (nested lists, tuples, dicts with str keys; leaves are
-    numlazy or NumPy arrays, bool, int, float, str or None) in one step and write it to
+    numlazy or NumPy arrays, bool, int, float, complex, str or None) in one step and write it to
     `file` (a path, written atomically, or a binary file object)."""
     if not (hasattr(file, "write") or isinstance(file, (str, os.PathLike))):
         raise TypeError(f"save: file must be a path or a binary file object, got "
@@ -69,8 +69,10 @@ def save(tree, file) -> None:
             return {"array": name, "device": device}
         if isinstance(node, _SCALARS):
             return {"value": node}
+        if isinstance(node, complex):         # JSON has no complex numbers: its components
+            return {"complex": [node.real, node.imag]}
         raise TypeError(f"save: cannot save a leaf of type {type(node).__name__}; leaves are "
-                        f"arrays, bool, int, float, str or None")
+                        f"arrays, bool, int, float, complex, str or None")
 
     tree_json = json.dumps({"format": FORMAT, "version": VERSION,
                             "tree": describe(host, tree, 0)})
@@ -177,6 +179,12 @@ def _build(node, entries: dict, device, depth: int):
         if not isinstance(node["value"], _SCALARS):
             raise _Invalid(f"bad value {str(node['value'])[:80]}")
         return node["value"]
+    if "complex" in node:
+        parts = node["complex"]
+        if not (isinstance(parts, list) and len(parts) == 2 and
+                all(type(p) in (int, float) for p in parts)):
+            raise _Invalid(f"bad complex value {str(parts)[:80]}")
+        return complex(*parts)
     if "array" not in node or node["array"] not in entries:
         raise _Invalid(f"bad tree entry {str(node)[:80]} (no such array in the archive)")
     host = entries[node["array"]]

@@ -14,7 +14,7 @@ import time
 import numba
 import numpy as np
 
-from numlazy import cache, config, metrics, ops
+from numlazy import cache, complex_math, config, metrics, ops
 from numlazy.backends import fastmath
 from numlazy.codegen import CONSTANTS, DTYPE_NAMES, KernelParts, RowParts
 from numlazy.fusion import RowKernel
@@ -80,12 +80,17 @@ def remainder(x, y):
     return x % y
 '''
 
+# Numba's complex functions differ from NumPy's on infinite and NaN components: complex loops
+# call numlazy's helpers (`numlazy/complex_math.py`), the same text as on the CUDA target.
 PRELUDE = "\n".join([
+    "import cmath",
     "from numba import njit, prange",
     "from numpy import empty",
     f"from numpy import {', '.join(ops.VOCABULARY)}",
     f"from numpy import {', '.join(DTYPE_NAMES + list(CONSTANTS))}",
     CPU_MATH,
+    'helper = njit(inline="always")',
+    complex_math.SOURCE,
 ])
 
 

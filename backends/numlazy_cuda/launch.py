@@ -9,7 +9,7 @@ and ranks), so `Kernel` pays for dispatch once:
 1. The first launch goes through the dispatcher, which compiles or loads the kernel, and
    records the compiled overload and, per argument, how to pass it: an array as Numba's
    struct fields (size, itemsize, pointer, shape, strides), a tuple as its items, a scalar as
-   the C type of its Numba type.
+   the C type of its Numba type, a complex scalar as its two components.
 2. Later launches check each argument against what was recorded (array dtype, rank and C
    layout; the Python type of scalars) and call the driver directly. Anything that does not
    match goes through the dispatcher again, so a mismatch costs time, never correctness.
@@ -23,7 +23,7 @@ import ctypes
 
 from numlazy import metrics
 
-_ARRAY, _TUPLE, _SCALAR = range(3)
+_ARRAY, _TUPLE, _SCALAR, _COMPLEX = range(4)
 
 
 class _Mismatch(Exception):
@@ -91,6 +91,8 @@ def _plan(numba_type, value):
         return (_SCALAR, type(value), None)
     if isinstance(numba_type, (types.Integer, types.Float)):
         return (_SCALAR, type(value), getattr(ctypes, _CTYPES[str(numba_type)]))
+    if isinstance(numba_type, types.Complex):        # (real, imag), as Numba passes it
+        return (_COMPLEX, type(value), getattr(ctypes, _CTYPES[str(numba_type.underlying_float)]))
     raise _Mismatch
 
 
@@ -117,6 +119,10 @@ def _marshal(plan, args) -> list:
             if len(value) != check:
                 raise _Mismatch
             out += _marshal(how, value)
+        elif kind == _COMPLEX:
+            if type(value) is not check:
+                raise _Mismatch
+            out += (how(value.real), how(value.imag))
         else:
             if type(value) is not check:
                 raise _Mismatch

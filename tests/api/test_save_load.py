@@ -75,7 +75,8 @@ def test_garbage_and_foreign_files(tmp_path):
     ({"value": {"x": 1}}, {}, "bad value"),
     ({"set": []}, {}, "bad tree entry"),
     ({"array": "a0", "device": "cpu"}, {"a0": np.ones(2, np.float16)}, "dtype float16"),
-    ({"array": "a0", "device": "cpu"}, {"a0": np.ones(2, complex)}, "dtype complex128"),
+    ({"array": "a0", "device": "cpu"}, {"a0": np.ones(2, np.clongdouble)}, "dtype complex256"),
+    ({"complex": [1.0, "x"]}, {}, "bad complex value"),
     ({"array": "a0", "device": "cpu"}, {"a0": np.array(["s"])}, "dtype <U1"),
 ])
 def test_malformed_trees(tmp_path, tree, arrays, detail):
@@ -122,7 +123,7 @@ def test_path_problems_stay_os_errors(tmp_path):
 
 
 @pytest.mark.parametrize("leaf, message", [
-    (np.ones(2, complex), "cannot save an array of dtype complex128"),
+    (np.ones(2, np.clongdouble), "cannot save an array of dtype complex256"),
     (np.array([{}], dtype=object), "cannot save an array of dtype object"),
     (np.ones(2, np.float16), "cannot save an array of dtype float16"),
     (np.int32(3), "cannot save a leaf of type int32"),

@@ -39,7 +39,8 @@ SCRIPT = textwrap.dedent('''
     # Every elementwise op on every dtype it accepts: one multi-output kernel per dtype.
     names = sorted(n for n, op in ops.TABLE.items() if op.kind == ops.ELEMENTWISE
                    and op.ufunc is not None)
-    for dtype in ("bool", "int8", "int32", "int64", "uint8", "uint64", "float32", "float64"):
+    for dtype in ("bool", "int8", "int32", "int64", "uint8", "uint64", "float32", "float64",
+                  "complex64", "complex128"):
         a, b = on(np.ones(4), dtype), on(np.ones(4), dtype)
         outs = []
         for name in names:
@@ -49,10 +50,15 @@ SCRIPT = textwrap.dedent('''
             except TypeError:
                 pass
         outs.append(nl.round(a))
-        outs.append(nl.where(a > b, a, b))
-        outs.append(a.astype("float32"))
+        outs.append(nl.where(a == b, a, b))
+        outs.append(a.astype("complex64" if a.dtype.kind == "c" else "float32"))
         outs.append(a + 2)
+        outs += [nl.real(a), nl.imag(a)] if dtype != "bool" else []
         check(f"elementwise-{dtype}", *outs)
+    # Complex with real operands, Python complex scalars (runtime values), casts.
+    f, c = on(np.ones(4), "float32"), on(np.ones(4), "complex64")
+    check("complex-mixed", f * 1j + c, c * (2 - 1j), f.astype("complex128") / c,
+          nl.linspace(0j, 1 + 2j, 5), nl.full((3,), 1j), c.astype("bool"))
 
     # Views, broadcasts, creation ops, rank 3.
     x = on(np.ones((3, 4, 5)))
@@ -69,10 +75,12 @@ SCRIPT = textwrap.dedent('''
           nl.take(on(np.ones(4), "uint8"), idx) + 1)
 
     # Reductions: full and over axes (leading, trailing, middle), with fused producers.
-    for dtype in ("float32", "float64", "int32", "uint8", "bool"):
+    for dtype in ("float32", "float64", "int32", "uint8", "bool", "complex64", "complex128"):
         m = on(np.ones((3, 4, 5)), dtype)
         for name in ("sum", "prod", "max", "min", "argmax", "argmin", "any", "all"):
             fn = getattr(nl, name)
+            if dtype.startswith("complex") and name in ops.ORDERED:
+                continue
             arrays = [fn(m)]
             if name in ("argmax", "argmin"):
                 arrays.append(fn(m, axis=1))
@@ -89,6 +97,9 @@ SCRIPT = textwrap.dedent('''
     e = nl.exp(s - nl.max(s, axis=1, keepdims=True))
     check("softmax", e / nl.sum(e, axis=1, keepdims=True))
     check("mean-var", nl.mean(s, axis=0), nl.var(s), nl.std(s, axis=1))
+    z = on(np.ones((4, 8)), "complex64")
+    check("complex-stats", nl.mean(z, axis=0), nl.var(z), nl.std(z, axis=1),
+          nl.vecdot(z, z), nl.sum(z * nl.conj(z), axis=1))
 
     # Row kernels (fusion.RowKernel): phases of every reduction kind, rank 3 with one and two
     # outer dims, a stored intermediate, a phase over the rows only, float64 softmax.
@@ -107,7 +118,7 @@ SCRIPT = textwrap.dedent('''
     check("row-scalars", nl.max(s, axis=1) - nl.min(s, axis=1),
           nl.argmin(s, axis=1) + nl.prod(s, axis=1))
 
-    for dtype in ("float32", "float64", "int32", "uint64", "bool"):
+    for dtype in ("float32", "float64", "int32", "uint64", "bool", "complex64", "complex128"):
         results[f"matmul-{dtype}"] = [[0, "matmul", compile_matmul(dtype)]]
     json.dump(results, sys.stdout)
 ''')

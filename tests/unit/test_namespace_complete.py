@@ -3,8 +3,7 @@ constants, dtypes, the linalg extension, the array object's attributes and metho
 and `__array_namespace_info__()` answers as the standard asks.
 
 The lists are the standard's, written out here rather than derived from numlazy, so a name
-missing from numlazy fails. Complex dtypes, the complex-only functions and `fft` land on
-branch cx: they are expected failures until then (not strict, so the merge passes).
+missing from numlazy fails.
 """
 from __future__ import annotations
 
@@ -15,8 +14,7 @@ import numlazy as nl
 
 CONSTANTS = ["e", "inf", "nan", "newaxis", "pi"]
 DTYPES = ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-          "float32", "float64"]
-COMPLEX = ["complex64", "complex128", "conj", "imag", "real", "fft"]
+          "float32", "float64", "complex64", "complex128"]
 
 FUNCTIONS = {
     "creation": ["arange", "asarray", "empty", "empty_like", "eye", "from_dlpack", "full",
@@ -26,11 +24,12 @@ FUNCTIONS = {
     "elementwise": [
         "abs", "acos", "acosh", "add", "asin", "asinh", "atan", "atan2", "atanh", "bitwise_and",
         "bitwise_left_shift", "bitwise_invert", "bitwise_or", "bitwise_right_shift",
-        "bitwise_xor", "ceil", "clip", "copysign", "cos", "cosh", "divide", "equal", "exp",
-        "expm1", "floor", "floor_divide", "greater", "greater_equal", "hypot", "isfinite",
-        "isinf", "isnan", "less", "less_equal", "log", "log1p", "log2", "log10", "logaddexp",
-        "logical_and", "logical_not", "logical_or", "logical_xor", "maximum", "minimum",
-        "multiply", "negative", "not_equal", "positive", "pow", "remainder", "round", "sign",
+        "bitwise_xor", "ceil", "clip", "conj", "copysign", "cos", "cosh", "divide", "equal",
+        "exp", "expm1", "floor", "floor_divide", "greater", "greater_equal", "hypot", "imag",
+        "isfinite", "isinf", "isnan", "less", "less_equal", "log", "log1p", "log2", "log10",
+        "logaddexp", "logical_and", "logical_not", "logical_or", "logical_xor", "maximum",
+        "minimum", "multiply", "negative", "not_equal", "positive", "pow", "real", "remainder",
+        "round", "sign",
         "signbit", "sin", "sinh", "square", "sqrt", "subtract", "tan", "tanh", "trunc"],
     "indexing": ["take"],
     "inspection": ["__array_namespace_info__"],
@@ -50,15 +49,15 @@ LINALG = ["cholesky", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv", "ma
           "qr", "slogdet", "solve", "svd", "svdvals", "tensordot", "trace", "vecdot",
           "vector_norm"]
 
+FFT = ["fft", "ifft", "fftn", "ifftn", "rfft", "irfft", "rfftn", "irfftn", "hfft", "ihfft",
+       "fftfreq", "rfftfreq", "fftshift", "ifftshift"]
+
 ARRAY = ["__abs__", "__add__", "__and__", "__array_namespace__", "__bool__", "__complex__",
          "__dlpack__", "__dlpack_device__", "__eq__", "__float__", "__floordiv__", "__ge__",
          "__getitem__", "__gt__", "__index__", "__int__", "__invert__", "__le__", "__lshift__",
          "__lt__", "__matmul__", "__mod__", "__mul__", "__ne__", "__neg__", "__or__",
          "__pos__", "__pow__", "__rshift__", "__setitem__", "__sub__", "__truediv__",
          "__xor__", "to_device", "dtype", "device", "mT", "ndim", "shape", "size", "T"]
-
-_on_cx = pytest.mark.xfail(strict=False, reason="complex dtypes land on branch cx")
-
 
 @pytest.mark.parametrize("name", CONSTANTS + DTYPES + [n for names in FUNCTIONS.values()
                                                        for n in names])
@@ -68,15 +67,15 @@ def test_namespace_has(name):
         assert callable(getattr(nl, name))
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_on_cx) for n in COMPLEX])
-def test_namespace_has_complex(name):
-    assert hasattr(nl, name), f"numlazy.{name} is missing"
-
-
 @pytest.mark.parametrize("name", LINALG)
 def test_linalg_has(name):
     assert callable(getattr(nl.linalg, name, None)), f"numlazy.linalg.{name} is missing"
     assert name in nl.linalg.__all__
+
+
+@pytest.mark.parametrize("name", FFT)
+def test_fft_has(name):
+    assert callable(getattr(nl.fft, name, None)), f"numlazy.fft.{name} is missing"
 
 
 @pytest.mark.parametrize("name", ARRAY)
@@ -102,7 +101,7 @@ def test_info_capabilities_and_defaults():
     defaults = info.default_dtypes()
     assert defaults["real floating"] == nl.float64
     assert defaults["integral"] == defaults["indexing"] == nl.int64
-    assert ("complex floating" in defaults) == hasattr(nl, "complex128")
+    assert defaults["complex floating"] == nl.complex128
     assert info.default_dtypes(device="numpy") == defaults
     devices = info.devices()
     assert nl.device("cpu") in devices and nl.device("numpy") in devices
@@ -114,6 +113,7 @@ def test_info_capabilities_and_defaults():
     ("unsigned integer", ["uint8", "uint16", "uint32", "uint64"]),
     ("integral", ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]),
     ("real floating", ["float32", "float64"]),
+    ("complex floating", ["complex64", "complex128"]),
     (("bool", "real floating"), ["bool", "float32", "float64"]),
     (None, DTYPES)], ids=str)
 def test_info_dtypes(kind, names):
@@ -122,10 +122,9 @@ def test_info_dtypes(kind, names):
     assert all(got[n] == np.dtype(n) for n in names)
 
 
-def test_info_dtypes_complex_only_when_numlazy_has_them():
+def test_info_dtypes_complex_and_numeric():
     info = nl.__array_namespace_info__()
-    complex_ = sorted(info.dtypes(kind="complex floating"))
-    assert complex_ == sorted(n for n in ("complex64", "complex128") if hasattr(nl, n))
+    assert sorted(info.dtypes(kind="complex floating")) == ["complex128", "complex64"]
     numeric = info.dtypes(kind="numeric")
     assert "bool" not in numeric and sorted(numeric) == sorted(
         info.dtypes(kind=("integral", "real floating", "complex floating")))
