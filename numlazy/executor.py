@@ -393,7 +393,6 @@ class Program:
                 timings.append((kernel, time.perf_counter() - start))
         return buffers
 
-
     def _run_plan(self, nodes, allocate, index: int) -> dict:
         """Loop kernels only: the same work as the general loop, read from the plan."""
         buffers = {}

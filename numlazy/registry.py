@@ -128,6 +128,16 @@ def register_backend(name: str, factory: Callable[[], Backend]) -> None:
         _instances.pop(name, None)
 
 
+class _Plugin:
+    """An entry point not imported yet: a plugin costs its import (the CUDA backend's is
+    numba-cuda's) only when its device type is first used, or when `load_plugins` runs."""
+
+    __slots__ = ("ep",)
+
+    def __init__(self, ep):
+        self.ep = ep
+
+
 def _discover() -> None:
     global _discovered
     with _lock:
@@ -137,13 +147,36 @@ def _discover() -> None:
         from .interpreter import InterpreterBackend
         _factories.setdefault("numpy", InterpreterBackend)
         for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in _factories:
-                continue
-            try:
-                _factories[ep.name] = ep.load()
-            except Exception as exc:  # a broken plugin must not break numlazy
-                warnings.warn(f"numlazy backend plugin {ep.name!r} ({ep.value}) failed to "
-                              f"load and is skipped: {exc!r}", RuntimeWarning, stacklevel=2)
+            _factories.setdefault(ep.name, _Plugin(ep))
+
+
+def _load(name: str):
+    """The factory registered as `name`, importing its plugin if needed (None: a broken
+    plugin, skipped with a warning)."""
+    factory = _factories.get(name)
+    if not isinstance(factory, _Plugin):
+        return factory
+    ep = factory.ep
+    try:
+        loaded = ep.load()
+    except Exception as exc:  # a broken plugin must not break numlazy
+        warnings.warn(f"numlazy backend plugin {ep.name!r} ({ep.value}) failed to "
+                      f"load and is skipped: {exc!r}", RuntimeWarning, stacklevel=3)
+        if _factories.get(name) is factory:
+            del _factories[name]
+        return None
+    if _factories.get(name) is factory:      # unless register_backend replaced it meanwhile
+        _factories[name] = loaded
+    return _factories.get(name)
+
+
+def load_plugins() -> dict:
+    """Every registered factory, imported: {device type: factory}."""
+    _discover()
+    with _lock:
+        for name in list(_factories):
+            _load(name)
+        return dict(_factories)
 
 
 def list_backends() -> list[str]:
@@ -162,7 +195,7 @@ def backend_for(device: Device) -> Backend:
     with _lock:
         backend = _instances.get(device.type)
         if backend is None:
-            factory = _factories.get(device.type)
+            factory = _load(device.type)
             if factory is None:
                 raise ValueError(f"unknown device type {device.type!r}; registered types: "
                                  f"{', '.join(sorted(_factories))}")

@@ -34,9 +34,7 @@ from .memory import (empty_cache, get_memory_info, max_memory_allocated,  # noqa
 def _accelerator_type():
     """The device type of the first registered accelerator backend whose software is
     installed, or None."""
-    registry._discover()
-    with registry._lock:
-        factories = dict(registry._factories)
+    factories = registry.load_plugins()
     for name in sorted(factories):
         factory = factories[name]
         if getattr(factory, "is_accelerator", False) and \
