@@ -3,9 +3,11 @@
     python bench/cuda_rows.py [--rows 32768] [--cols 4096] [--configs block:256,exact:8:512]
 
 A config is `block:THREADS` (a block per row looping over the row) or `exact:SLOTS:THREADS` (a
-block per row holding SLOTS elements per thread in registers; needs cols == SLOTS * THREADS). Each config renders its kernels afresh (numlazy's in-memory caches
-are cleared) and the launcher is told which variant and block size to use; a trailing `:fast`
-runs it at the "fast" fp32 precision. The step is timed as bench/gpu_check.py times it (median
+block per row holding SLOTS elements per thread in registers; needs cols == SLOTS * THREADS),
+optionally with its launch bounds, `exact:8:512@512x2` (at most 512 threads a block, 2 blocks
+an SM: ptxas keeps to 64 registers). Each config renders its kernels afresh (numlazy's
+in-memory caches are cleared) and the launcher is told which variant and block size to use; a
+trailing `:fast` runs it at the "fast" fp32 precision. The step is timed as bench/gpu_check.py times it (median
 of 30 synchronized steps, float32), then the kernel alone (30 launches back to back).
 """
 from __future__ import annotations
@@ -23,6 +25,9 @@ from numlazy.registry import backend_for
 from numlazy_cuda import render
 
 from gpu_check import check, timeit
+
+
+BOUNDS = render.ROW_BOUNDS
 
 
 def force(variant: str, threads: int, seen: list):
@@ -79,7 +84,9 @@ def main():
     sync = lambda: backend.synchronize(0)                  # noqa: E731
     print("| config | step | TB/s | kernel alone | TB/s | resources |\n|---|---|---|---|---|---|")
     for config in args.configs.split(","):
-        variant, *numbers = config.split(":")
+        spec, _, bounds = config.partition("@")
+        render.ROW_BOUNDS = tuple(map(int, bounds.split("x"))) if bounds else BOUNDS
+        variant, *numbers = spec.split(":")
         fast = numbers[-1] == "fast"
         numbers = numbers[:-1] if fast else numbers
         threads = int(numbers[-1])

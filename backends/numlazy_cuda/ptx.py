@@ -59,7 +59,9 @@ def compile_graph(graph: Graph, cc=(9, 0)) -> list:
                 sig = [_array(acc, 1), _array(np.int64, 1), types.int64, out]
             else:
                 sig = args
-            ptx, _ = cuda.compile_ptx(getattr(module, name).py_func, tuple(sig), cc=cc)
+            bounds = render.ROW_BOUNDS if name == "exact" else None
+            ptx, _ = cuda.compile_ptx(getattr(module, name).py_func, tuple(sig), cc=cc,
+                                      launch_bounds=bounds)
             done.append((j, name, len(ptx)))
     return done
 

@@ -196,8 +196,10 @@ def prelude(simulator: bool) -> str:
     return "\n".join(head) + "\n" + GPU_MATH + complex_helpers
 
 
-def _decorator(simulator: bool) -> str:
-    return "@cuda.jit" if simulator else "@cuda.jit(cache=True)"
+def _decorator(simulator: bool, launch_bounds=None) -> str:
+    if simulator:
+        return "@cuda.jit"
+    return f"@cuda.jit(cache=True{f', launch_bounds={launch_bounds}' if launch_bounds else ''})"
 
 
 def nb_type(dtype) -> str:
@@ -241,8 +243,8 @@ def render(parts: KernelParts, simulator: bool, fastmath=None) -> str:
     text = "\n".join(out) + "\n"
     if fastmath:
         flags = "{" + ", ".join(map(repr, sorted(fastmath))) + "}"
-        text = text.replace(_decorator(simulator) + "\n",
-                            f"@cuda.jit({'' if simulator else 'cache=True, '}fastmath={flags})\n")
+        text = text.replace("@cuda.jit\n", f"@cuda.jit(fastmath={flags})\n") if simulator \
+            else text.replace("@cuda.jit(cache=True", f"@cuda.jit(cache=True, fastmath={flags}")
     return text
 
 
@@ -258,8 +260,9 @@ def variants(parts: KernelParts) -> tuple:
     return ("block", "thread")
 
 
-def _def(name: str, args, body, simulator) -> list:
-    return [_decorator(simulator), f"def {name}({', '.join(args)}):"] + _indent(body) + ["", ""]
+def _def(name: str, args, body, simulator, launch_bounds=None) -> list:
+    return [_decorator(simulator, launch_bounds), f"def {name}({', '.join(args)}):"] + \
+        _indent(body) + ["", ""]
 
 
 def _elementwise(parts: KernelParts, simulator: bool) -> list:
@@ -490,7 +493,7 @@ def _row(row: RowParts, simulator: bool) -> list:
         _indent(_unravel("g", range(outer)) + thread)
     out += _def("thread", row.args, body, simulator)
     if _cacheable(row):
-        out += _def("exact", row.args, _exact_row(row, simulator), simulator)
+        out += _def("exact", row.args, _exact_row(row, simulator), simulator, ROW_BOUNDS)
     return out
 
 
@@ -508,6 +511,9 @@ def _row(row: RowParts, simulator: bool) -> list:
 ROW_CACHE = 8                # elements per thread (a row of 4096 with 512 threads)
 ROW_CACHE_SIMULATOR = 2      # small rows under the simulator (a row of 64 with 32 threads)
 ROW_CACHE_READS = 4          # inputs kept in registers, at most (ROW_CACHE values each)
+ROW_BOUNDS = (1024, 1)       # launch bounds (most threads, fewest blocks an SM holds): ptxas
+                             # keeps to 65536 / (1024 * 1) = 64 registers, so the largest
+                             # block launches (at 88 registers, 1024 threads would not)
 
 _READ = re.compile(r"\ba\d+\[")
 
