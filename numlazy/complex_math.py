@@ -7,10 +7,12 @@ computes finite ones from real functions (or, for the inverse functions, from `c
 finite results are NumPy's within a few ULPs on both targets).
 
 `SOURCE` is module text written in the op table's vocabulary (`ops.VOCABULARY`: `sqrt`,
-`hypot`, `arctan2`, `isinf`...) plus `cmath` and the decorator `helper`; a backend's prelude
-binds those names (CPU: NumPy's scalar functions and `njit`; CUDA: `math`/libdevice and a
-device function decorator) and then appends `SOURCE`. The helper names are `COMPLEX_HELPERS`;
-templates in `numlazy/ops.py` call them for complex loops.
+`hypot`, `arctan2`, `isinf`...), which a backend's prelude binds (CPU: NumPy's scalar
+functions; CUDA: `math`, libdevice and its GPU_MATH helpers). The helper names are
+`COMPLEX_HELPERS`; templates in `numlazy/ops.py` call them for complex loops. A backend
+appends `module_text(decorator)` to a generated module that calls one (`used_by`): Numba
+resolves a kernel's globals when it compiles it, after the whole module has run, and modules
+of real-valued kernels do not pay for defining the helpers (about 3 ms per module load).
 """
 from __future__ import annotations
 
@@ -332,3 +334,15 @@ def csign(z):
 '''
 
 COMPLEX_HELPERS = tuple(sorted(n for n in re.findall(r"^def (c\w+)\(", SOURCE, re.M)))
+_CALL = re.compile(r"\b(?:" + "|".join(COMPLEX_HELPERS) + r")\(")
+
+
+def used_by(source: str) -> bool:
+    """Whether generated module text calls a complex helper."""
+    return _CALL.search(source) is not None
+
+
+def module_text(decorator: str) -> str:
+    """The helpers as the tail of a generated module; `decorator` makes a helper an inlined
+    function of the target (`njit(inline="always")`...)."""
+    return f"\n\nimport cmath\nhelper = {decorator}\n{SOURCE}"
