@@ -213,6 +213,9 @@ def casinh(z):
 
 @helper
 def casin(z):
+    if isinf(z.real) and isnan(z.imag):
+        return complex(nan, inf)        # NumPy's choice of the unspecified sign (the identity
+                                        # would take it from a NaN's sign bit)
     return _times_minus_i(casinh(complex(-z.imag, z.real)))    # asin z = -i asinh(iz)
 
 
