@@ -205,7 +205,9 @@ def casinh(z):
             return complex(x, copysign(QUARTER_PI, y))
         return complex(x, copysign(0.0, y))
     if isinf(y):
-        return complex(copysign(inf, x), x if isnan(x) else copysign(HALF_PI, y))
+        if isnan(x):                    # the sign of a NaN differs between targets
+            return complex(inf, x)
+        return complex(copysign(inf, x), copysign(HALF_PI, y))
     if isnan(x):
         return complex(x, y if y == 0 else x)
     return complex(y, y)                            # finite x + i NaN
@@ -215,7 +217,8 @@ def casinh(z):
 def casin(z):
     if isinf(z.real) and isnan(z.imag):
         return complex(nan, inf)        # NumPy's choice of the unspecified sign (the identity
-                                        # would take it from a NaN's sign bit)
+                                        # would take it from a NaN's sign bit: the GPU and
+                                        # the CPU negate NaN differently)
     return _times_minus_i(casinh(complex(-z.imag, z.real)))    # asin z = -i asinh(iz)
 
 
@@ -227,7 +230,7 @@ def catanh(z):
             return complex(copysign(inf, x), y)
         return cmath.atanh(z)
     if isinf(y):
-        return complex(copysign(0.0, x), copysign(HALF_PI, y))
+        return complex(0.0 if isnan(x) else copysign(0.0, x), copysign(HALF_PI, y))
     if isinf(x):
         if isnan(y):
             return complex(copysign(0.0, x), y)
@@ -241,6 +244,8 @@ def catanh(z):
 
 @helper
 def catan(z):
+    if isinf(z.real) and isnan(z.imag):
+        return complex(copysign(HALF_PI, z.real), 0.0)     # as casin
     return _times_minus_i(catanh(complex(-z.imag, z.real)))    # atan z = -i atanh(iz)
 
 
