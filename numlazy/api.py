@@ -257,14 +257,14 @@ def astype(x, dtype, /, *, copy: bool = True, device=None):
     `imag(x)` or `abs(x)`. Complex to bool is `x != 0`."""
     (x,), _ = _operands("astype", (x,))
     dtype = dt.as_dtype(dtype)
-    if dt.is_complex(x.dtype) and not dt.is_complex(dtype):
-        if dtype == dt.bool_:
-            return not_equal(x, 0)  # noqa: F821 - generated from the op table
+    if dt.is_complex(x.dtype) and dtype.kind not in "cb":
         raise TypeError(f"astype: cannot cast complex dtype {x.dtype} to real dtype {dtype}; "
                         f"take real(x), imag(x) or abs(x) first (accepted targets: complex64, "
                         f"complex128, bool)")
     if device is not None:
         x = asarray(x, device=device)
+    if dt.is_complex(x.dtype) and dtype == dt.bool_:
+        return not_equal(x, 0)  # noqa: F821 - generated from the op table
     if dtype == x.dtype and not copy:
         return x
     return _elementwise_node("astype", [x], (x.dtype,), dtype, x.device, x.shape)

@@ -7,10 +7,12 @@ computes finite ones from real functions (or, for the inverse functions, from `c
 finite results are NumPy's within a few ULPs on both targets).
 
 `SOURCE` is module text written in the op table's vocabulary (`ops.VOCABULARY`: `sqrt`,
-`hypot`, `arctan2`, `isinf`...) plus `cmath` and the decorator `helper`; a backend's prelude
-binds those names (CPU: NumPy's scalar functions and `njit`; CUDA: `math`/libdevice and a
-device function decorator) and then appends `SOURCE`. The helper names are `COMPLEX_HELPERS`;
-templates in `numlazy/ops.py` call them for complex loops.
+`hypot`, `arctan2`, `isinf`...), which a backend's prelude binds (CPU: NumPy's scalar
+functions; CUDA: `math`, libdevice and its GPU_MATH helpers). The helper names are
+`COMPLEX_HELPERS`; templates in `numlazy/ops.py` call them for complex loops. A backend
+appends `module_text(decorator)` to a generated module that calls one (`used_by`): Numba
+resolves a kernel's globals when it compiles it, after the whole module has run, and modules
+of real-valued kernels do not pay for defining the helpers (about 3 ms per module load).
 """
 from __future__ import annotations
 
@@ -203,7 +205,9 @@ def casinh(z):
             return complex(x, copysign(QUARTER_PI, y))
         return complex(x, copysign(0.0, y))
     if isinf(y):
-        return complex(copysign(inf, x), x if isnan(x) else copysign(HALF_PI, y))
+        if isnan(x):                    # the sign of a NaN differs between targets
+            return complex(inf, x)
+        return complex(copysign(inf, x), copysign(HALF_PI, y))
     if isnan(x):
         return complex(x, y if y == 0 else x)
     return complex(y, y)                            # finite x + i NaN
@@ -211,6 +215,10 @@ def casinh(z):
 
 @helper
 def casin(z):
+    if isinf(z.real) and isnan(z.imag):
+        return complex(nan, inf)        # NumPy's choice of the unspecified sign (the identity
+                                        # would take it from a NaN's sign bit: the GPU and
+                                        # the CPU negate NaN differently)
     return _times_minus_i(casinh(complex(-z.imag, z.real)))    # asin z = -i asinh(iz)
 
 
@@ -222,7 +230,7 @@ def catanh(z):
             return complex(copysign(inf, x), y)
         return cmath.atanh(z)
     if isinf(y):
-        return complex(copysign(0.0, x), copysign(HALF_PI, y))
+        return complex(0.0 if isnan(x) else copysign(0.0, x), copysign(HALF_PI, y))
     if isinf(x):
         if isnan(y):
             return complex(copysign(0.0, x), y)
@@ -236,6 +244,8 @@ def catanh(z):
 
 @helper
 def catan(z):
+    if isinf(z.real) and isnan(z.imag):
+        return complex(copysign(HALF_PI, z.real), 0.0)     # as casin
     return _times_minus_i(catanh(complex(-z.imag, z.real)))    # atan z = -i atanh(iz)
 
 
@@ -332,3 +342,15 @@ def csign(z):
 '''
 
 COMPLEX_HELPERS = tuple(sorted(n for n in re.findall(r"^def (c\w+)\(", SOURCE, re.M)))
+_CALL = re.compile(r"\b(?:" + "|".join(COMPLEX_HELPERS) + r")\(")
+
+
+def used_by(source: str) -> bool:
+    """Whether generated module text calls a complex helper."""
+    return _CALL.search(source) is not None
+
+
+def module_text(decorator: str) -> str:
+    """The helpers as the tail of a generated module; `decorator` makes a helper an inlined
+    function of the target (`njit(inline="always")`...)."""
+    return f"\n\nimport cmath\nhelper = {decorator}\n{SOURCE}"

@@ -42,7 +42,10 @@ class CpuBackend(Backend):
 
     def kernel_source(self, kernel, graph):
         parts = (RowParts if isinstance(kernel, RowKernel) else KernelParts)(graph, kernel)
-        return render(parts, PRELUDE, fastmath("cpu", graph, kernel))
+        source = render(parts, PRELUDE, fastmath("cpu", graph, kernel))
+        if complex_math.used_by(source):
+            source += complex_math.module_text('njit(inline="always")')
+        return source
 
     def compile_kernel(self, kernel, graph):
         module = cache.load_module(self.kernel_source(kernel, graph))
@@ -81,16 +84,14 @@ def remainder(x, y):
 '''
 
 # Numba's complex functions differ from NumPy's on infinite and NaN components: complex loops
-# call numlazy's helpers (`numlazy/complex_math.py`), the same text as on the CUDA target.
+# call numlazy's helpers (`numlazy/complex_math.py`, the same text as on the CUDA target),
+# appended to the modules that use them.
 PRELUDE = "\n".join([
-    "import cmath",
     "from numba import njit, prange",
     "from numpy import empty",
     f"from numpy import {', '.join(ops.VOCABULARY)}",
     f"from numpy import {', '.join(DTYPE_NAMES + list(CONSTANTS))}",
     CPU_MATH,
-    'helper = njit(inline="always")',
-    complex_math.SOURCE,
 ])
 
 

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 import numlazy as nl
-from numlazy import complex_math, ops
+from numlazy import complex_math, fusion, ops
+from numlazy.ir import Graph
 
 from .conftest import SIMULATED, np_call, on
 
@@ -101,6 +102,8 @@ def test_unary_ops_match_numpy(device, cdtype):
     z = np.concatenate([special_operands(cdtype), random_operands(cdtype)])
     x = on(device, z)
     results = [getattr(nl, name)(x) for name, _ in UNARY]
+    schedule = fusion.partition(Graph([y._node for y in results]), lambda op: True)
+    assert len(schedule.kernels) == 1, "every complex unary op fuses into one kernel"
     nl.mark_step(device)
     for (name, fn), y in zip(UNARY, results):
         expected = np_call(fn, z)
