@@ -173,6 +173,16 @@ def _param(value, dtype, device, name):
     return ir.param(value, dtype, device)
 
 
+def _kind(value):
+    """What `_check_domain` and the dtype rules take for `value`: an array's dtype, a Python
+    scalar's type, the dtype NumPy gives anything else (NumPy scalars and arrays, lists)."""
+    if isinstance(value, Array):
+        return value.dtype
+    if type(value) in (bool, int, float, complex):
+        return type(value)
+    return np.asarray(value).dtype
+
+
 def _check_domain(name: str, kinds, domain: str = "real") -> None:
     """TypeError for an operand outside the dtypes the array API defines op `name` for:
     `domain` "real" (no complex) or "real floating" (float32, float64)."""
@@ -272,8 +282,8 @@ def astype(x, dtype, /, *, copy: bool = True, device=None):
 
 def clip(x, /, min=None, max=None):  # noqa: A002 - array API names
     """`x` limited to [min, max]; NaN stays NaN; the result keeps x's dtype."""
-    _check_domain("clip", [a.dtype if isinstance(a, Array) else type(a)
-                         for a in (x, min, max) if a is not None])
+    x = x if isinstance(x, Array) else asarray(x)
+    _check_domain("clip", [_kind(a) for a in (x, min, max) if a is not None])
     out = x
     if min is not None:
         out = maximum(out, min)  # noqa: F821 - generated from the op table
@@ -528,9 +538,10 @@ _ACCEPTED_KEYS = ("integers, slices (`:`), ellipsis (`...`), None, one integer a
 def getitem(x: Array, key) -> Array:
     """`x[key]`. Basic indices (integers, slices with steps, None, Ellipsis) are views. One
     integer array among basic indices selects along its axis as `take` does (fused; its
-    shape replaces that axis; out-of-range values are clipped, as in `take`). A boolean
-    array as the sole index selects the elements where it is true: the count depends on its
-    values, so the mask is read (a step boundary, counted `fallback::boolean_index`), while
+    shape replaces that axis). Out-of-range values of a NumPy array or list raise
+    IndexError; those of a lazy numlazy array cannot be seen when recorded and are clipped,
+    as in `take`. A boolean array as the sole index selects the elements where it is true:
+    the count depends on its values, so the mask is read (a step boundary, counted `fallback::boolean_index`), while
     `x` stays lazy."""
     key = key if isinstance(key, tuple) else (key,)
     arrays = [i for i, k in enumerate(key) if isinstance(k, (Array, np.ndarray, list))]
@@ -540,7 +551,8 @@ def getitem(x: Array, key) -> Array:
         raise IndexError(f"only one array is supported in an index, got {len(arrays)} in "
                          f"{key!r}; accepted: {_ACCEPTED_KEYS}")
     pos = arrays[0]
-    index = key[pos] if isinstance(key[pos], Array) else np.asarray(key[pos])
+    index = key[pos] if isinstance(key[pos], Array) else \
+        np.asarray(key[pos], dtype=np.intp if _is_empty_list(key[pos]) else None)
     if index.dtype == dt.bool_:
         if len(key) != 1:
             raise IndexError(f"a boolean array must be the sole index, got {key!r}; "
@@ -552,7 +564,14 @@ def getitem(x: Array, key) -> Array:
     rest = key[:pos] + (slice(None),) + key[pos + 1:]
     view = _index_view("getitem", x, _basic_entries(x, rest, _ACCEPTED_KEYS))
     axis = _output_axis(x.ndim, rest, pos)
-    index = asarray(index, device=x.device)
+    if isinstance(index, Array):
+        (x, index), _ = _operands("getitem", (x, index))   # one device, as for any op
+    else:                        # known now: out-of-range raises, as in NumPy (a lazy index
+        n = view.shape[axis]     # array is clipped, as in `take`)
+        if index.size and not (-n <= index.min() and index.max() < n):
+            raise IndexError(f"index {index.max() if index.max() >= n else index.min()} is "
+                             f"out of bounds for axis {axis} with size {n} in {key!r}")
+        index = asarray(index, device=x.device)
     out = _take(view, reshape(index, (-1,)), axis)
     out = reshape(out, view.shape[:axis] + index.shape + view.shape[axis + 1:])
     # NumPy's rule: integers count as advanced indices too; when one stands apart from the
@@ -562,6 +581,11 @@ def getitem(x: Array, key) -> Array:
         dims = list(range(axis, axis + index.ndim))
         out = permute_dims(out, dims + [d for d in range(out.ndim) if d not in dims])
     return out
+
+
+def _is_empty_list(k) -> bool:
+    """`[]` as an index selects nothing (NumPy reads it as integers, not float64)."""
+    return isinstance(k, list) and np.asarray(k).size == 0
 
 
 def _is_int(k) -> bool:
@@ -1236,14 +1260,22 @@ def searchsorted(x1, x2, /, *, side="left", sorter=None) -> Array:
         raise ValueError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
     if sorter is not None:
         (sorter,), _ = _operands("searchsorted", (sorter,))
+        if not dt.is_integer(sorter.dtype):
+            raise TypeError(f"searchsorted: sorter must have an integer dtype, got "
+                            f"{sorter.dtype}")
         if sorter.shape != x1.shape:
             raise ValueError(f"searchsorted: sorter must have x1's shape {x1.shape}, got "
                              f"{sorter.shape}")
         x1 = take(x1, sorter)
-    dtype = dt.result_type(x1.dtype, x2.dtype if isinstance(x2, Array) else type(x2))
+    if isinstance(x2, Array):
+        dtype = dt.result_type(x1.dtype, x2.dtype)
+    else:          # a Python scalar: its own dtype where x1's cannot hold it (int8 and 1000)
+        wide = type(x2) is int and dt.is_integer(x1.dtype) and \
+            not np.iinfo(x1.dtype).min <= x2 <= np.iinfo(x1.dtype).max
+        dtype = dt.result_type(x1.dtype, np.asarray(x2).dtype if wide else type(x2))
+        x2 = asarray(x2, dtype=dtype, device=device)
     x1 = astype(x1, dtype, copy=False)
-    x2 = astype(x2 if isinstance(x2, Array) else asarray(x2, dtype=dtype, device=device),
-                dtype, copy=False)
+    x2 = astype(x2, dtype, copy=False)
     return Array(ir.make("searchsorted", (x1._node, x2._node), (side,), (), x2.shape,
                          dt.int64, device))
 

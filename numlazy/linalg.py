@@ -290,18 +290,19 @@ def matrix_norm(x, /, *, keepdims: bool = False, ord="fro") -> Array:
 def vector_norm(x, /, *, axis=None, keepdims: bool = False, ord=2) -> Array:
     """p-norms over `axis` (None: all elements; an int or a tuple): `ord` 2 (Euclidean),
     1, inf (max |x|), -inf (min |x|), 0 (number of non-zeros), or any other real p
-    (sum(|x|**p) ** (1/p)). Integer inputs are converted to float64 first."""
+    (sum(|x|**p) ** (1/p)). Integer inputs are converted to float64 first; complex inputs
+    give the real norm of their moduli (float32 for complex64)."""
     (x,), _ = api._operands("linalg.vector_norm", (x,))
     if isinstance(ord, bool) or not isinstance(ord, (int, float)):
         raise TypeError(f"linalg.vector_norm: ord must be an int, a float or +/-inf, got "
                         f"{api._describe(ord)}")
     api._axes("linalg.vector_norm", x.ndim, axis)          # checked here, named here
-    if not dt.is_float(x.dtype):
+    if not (dt.is_float(x.dtype) or dt.is_complex(x.dtype)):
         x = api.astype(x, dt.default_float)
     reduce = dict(axis=axis, keepdims=keepdims)
-    size = api.abs(x)
+    size = api.abs(x)                          # real: a complex input gives a real norm
     if ord == 2:
-        return api.sqrt(api.sum(api.multiply(x, x), **reduce))
+        return api.sqrt(api.sum(api.multiply(size, size), **reduce))
     if ord == 1:
         return api.sum(size, **reduce)
     if ord == math.inf:
@@ -309,7 +310,7 @@ def vector_norm(x, /, *, axis=None, keepdims: bool = False, ord=2) -> Array:
     if ord == -math.inf:
         return api.min(size, **reduce)
     if ord == 0:
-        return api.astype(api.sum(api.not_equal(x, 0), **reduce), x.dtype)
+        return api.astype(api.sum(api.not_equal(x, 0), **reduce), size.dtype)
     p = float(ord)
     return api.pow(api.sum(api.pow(size, p), **reduce), 1.0 / p)
 

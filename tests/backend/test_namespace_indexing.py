@@ -141,6 +141,20 @@ def test_getitem_array_errors(device):
         x[0.5]
     with pytest.raises(IndexError, match="too many indices"):
         x[0, 1, np.array([0])]
+    # a NumPy index array or list is known when recorded: out of range raises, as in NumPy
+    with pytest.raises(IndexError, match="index 2 is out of bounds for axis 0 with size 2"):
+        x[[0, 2]]
+    with pytest.raises(IndexError, match="index -4 is out of bounds for axis 1 with size 3"):
+        x[:, np.array([-4])]
+    other = "numpy" if device != "numpy" else "cpu"
+    with pytest.raises(ValueError, match="getitem: arrays are on different devices"):
+        x[on(other, np.array([0]))]
+
+
+def test_getitem_empty_list_selects_nothing(device):
+    x = _arr((2, 3))
+    assert_like_numpy(on(device, x)[[]], x[[]])
+    assert_like_numpy(on(device, x)[:, []], x[:, []])
 
 
 # --- searchsorted, unstack, unique_* -----------------------------------------------------------
@@ -167,6 +181,15 @@ def test_searchsorted_errors(device):
         nl.searchsorted(on(device, np.ones((2, 2))), x1)
     with pytest.raises(ValueError, match="searchsorted: sorter must have x1's shape"):
         nl.searchsorted(x1, x1, sorter=on(device, [0, 1, 2]))
+    with pytest.raises(TypeError, match="searchsorted: sorter must have an integer dtype"):
+        nl.searchsorted(x1, x1, sorter=on(device, [0.0, 1.0]))
+
+
+def test_searchsorted_python_int_beyond_the_dtype(device):
+    """NumPy compares a Python int int8 cannot hold as it is (1000 sorts after everything)."""
+    x1 = np.array([1, 2, 3], np.int8)
+    for v in (1000, -1000, 2):
+        assert_like_numpy(nl.searchsorted(on(device, x1), v), np.searchsorted(x1, v))
 
 
 @pytest.mark.parametrize("axis", [0, 1, -1])

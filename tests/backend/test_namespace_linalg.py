@@ -144,6 +144,14 @@ def test_vector_norm(device, ord, axis):
     assert _counter("fallback::np.linalg.norm") == before
 
 
+@pytest.mark.parametrize("ord", [2, 1, math.inf, 0, 3.0], ids=str)
+def test_vector_norm_of_complex(device, ord):
+    """A complex input's norm is real (float32 for complex64), of the moduli."""
+    z = np.array([[3 + 4j, 1j, 0], [-2, 1 - 1j, 0.5j]], np.complex64)
+    got = L.vector_norm(on(device, z), ord=ord, axis=1)
+    assert_like_numpy(got, np.linalg.vector_norm(z, ord=ord, axis=1), rtol=1e-5)
+
+
 def test_tensordot_hands_matmul_no_transposed_views():
     """Numba's CUDA arrays cannot reshape a transposed buffer (nor transpose one beyond 2-D),
     and the simulator does not notice: tensordot copies its permuted operands in a kernel, so

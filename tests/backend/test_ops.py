@@ -903,6 +903,10 @@ def test_clip_array_bounds(device):
     lo, hi = np.full(9, -1.0), np.linspace(0, 3, 9)
     assert_like_numpy(nl.clip(on(device, x), on(device, lo), on(device, hi)),
                       np.clip(x, lo, hi))
+    # NumPy scalars, NumPy arrays and lists as bounds; np.clip on a numlazy array
+    assert_like_numpy(nl.clip(on(device, x), np.float64(-1.0), hi), np.clip(x, -1.0, hi))
+    assert_like_numpy(nl.clip(on(device, x), lo, list(hi)), np.clip(x, lo, hi))
+    assert_like_numpy(np.clip(on(device, x), np.float64(0), 1), np.clip(x, 0, 1))
 
 
 @pytest.mark.parametrize("dtype", [
