@@ -61,6 +61,9 @@ def cexp(z):
     if isfinite(y) and x == -inf:
         return complex(0.0 * cos(y), 0.0 * sin(y))
     e = exp(x)
+    if isinf(e) and isfinite(x):                    # exp(x) overflows, e^x * cos y may not
+        h = exp(0.5 * x)
+        return complex(h * cos(y) * h, h * sin(y) * h)
     return complex(e * cos(y), e * sin(y))
 
 

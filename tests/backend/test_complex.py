@@ -140,6 +140,15 @@ def test_binary_ops_and_weak_scalars(device, cdtype):
 POW_ULPS = 32
 
 
+def test_exp_where_only_the_modulus_overflows(device):
+    """e^x overflows but e^x * sin(y) does not: NumPy keeps the finite component."""
+    for dtype, x in (("complex128", 710.0), ("complex64", 89.0)):
+        z = np.array([x + 0.5j, x - 0.5j, x + 2j], dtype)
+        with np.errstate(over="ignore"):
+            want = np.exp(z)
+        check_values(nl.exp(on(device, z)), want, ULPS[dtype], err=f"exp ({dtype}): ")
+
+
 def test_complex_scalars_are_runtime_values(device):
     """A new Python complex scalar reuses the compiled program (scalars are not in the
     key; CUDA's fast launch path passes them through the dispatcher)."""
