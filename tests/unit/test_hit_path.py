@@ -73,6 +73,9 @@ def test_the_fast_recording_path_matches_the_general_one():
 def test_hash_consing_still_shares_equal_nodes_and_sweeps_dead_ones(monkeypatch):
     a = nl.asarray(np.ones(4))
     assert (a * a)._node is (a * a)._node
+    gc.collect()
+    ir._sweep()                                       # what other tests left dead is gone
+    monkeypatch.setattr(ir, "_sweep_at", 10**9)       # and no sweep until asked for below
     start = len(ir._interned)
     kept = [a + float(k) for k in range(50)]          # 50 live entries
     assert len(ir._interned) >= start + 50
