@@ -7,8 +7,9 @@ block per row holding SLOTS elements per thread in registers; needs cols == SLOT
 optionally with its launch bounds, `exact:8:512@512x2` (at most 512 threads a block, 2 blocks
 an SM: ptxas keeps to 64 registers). Each config renders its kernels afresh (numlazy's
 in-memory caches are cleared) and the launcher is told which variant and block size to use; a
-trailing `:fast` runs it at the "fast" fp32 precision. The step is timed as bench/gpu_check.py times it (median
-of 30 synchronized steps, float32), then the kernel alone (30 launches back to back).
+trailing `:fast` runs it at the "fast" fp32 precision. The step is timed as bench/gpu_check.py
+times it (median of 30 synchronized steps, float32), then the kernel alone (30 launches back to
+back).
 """
 from __future__ import annotations
 

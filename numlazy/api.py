@@ -178,7 +178,7 @@ def _kind(value):
     scalar's type, the dtype NumPy gives anything else (NumPy scalars and arrays, lists)."""
     if isinstance(value, Array):
         return value.dtype
-    if type(value) in (bool, int, float, complex):
+    if type(value) in _SCALARS:
         return type(value)
     return np.asarray(value).dtype
 
@@ -541,8 +541,8 @@ def getitem(x: Array, key) -> Array:
     shape replaces that axis). Out-of-range values of a NumPy array or list raise
     IndexError; those of a lazy numlazy array cannot be seen when recorded and are clipped,
     as in `take`. A boolean array as the sole index selects the elements where it is true:
-    the count depends on its values, so the mask is read (a step boundary, counted `fallback::boolean_index`), while
-    `x` stays lazy."""
+    the count depends on its values, so the mask is read (a step boundary, counted
+    `fallback::boolean_index`), while `x` stays lazy."""
     key = key if isinstance(key, tuple) else (key,)
     arrays = [i for i, k in enumerate(key) if isinstance(k, (Array, np.ndarray, list))]
     if not arrays:
@@ -568,9 +568,10 @@ def getitem(x: Array, key) -> Array:
         (x, index), _ = _operands("getitem", (x, index))   # one device, as for any op
     else:                        # known now: out-of-range raises, as in NumPy (a lazy index
         n = view.shape[axis]     # array is clipped, as in `take`)
-        if index.size and not (-n <= index.min() and index.max() < n):
-            raise IndexError(f"index {index.max() if index.max() >= n else index.min()} is "
-                             f"out of bounds for axis {axis} with size {n} in {key!r}")
+        lo, hi = (index.min(), index.max()) if index.size else (0, -1)
+        if lo < -n or hi >= n:
+            raise IndexError(f"index {hi if hi >= n else lo} is out of bounds for axis {axis} "
+                             f"with size {n} in {key!r}")
         index = asarray(index, device=x.device)
     out = _take(view, reshape(index, (-1,)), axis)
     out = reshape(out, view.shape[:axis] + index.shape + view.shape[axis + 1:])
@@ -1270,8 +1271,8 @@ def searchsorted(x1, x2, /, *, side="left", sorter=None) -> Array:
     if isinstance(x2, Array):
         dtype = dt.result_type(x1.dtype, x2.dtype)
     else:          # a Python scalar: its own dtype where x1's cannot hold it (int8 and 1000)
-        wide = type(x2) is int and dt.is_integer(x1.dtype) and \
-            not np.iinfo(x1.dtype).min <= x2 <= np.iinfo(x1.dtype).max
+        info = np.iinfo(x1.dtype) if type(x2) is int and dt.is_integer(x1.dtype) else None
+        wide = info is not None and not info.min <= x2 <= info.max
         dtype = dt.result_type(x1.dtype, np.asarray(x2).dtype if wide else type(x2))
         x2 = asarray(x2, dtype=dtype, device=device)
     x1 = astype(x1, dtype, copy=False)

@@ -202,7 +202,7 @@ _STATIC = (bool, int, float, complex, str, bytes, type(None))
 
 
 def _signature(x):
-    if type(x) is Array or isinstance(x, Array):
+    if isinstance(x, Array):
         node = x._node
         return ("array", node.shape, node.dtype, node.device)
     if isinstance(x, np.ndarray):            # it goes to the default device
@@ -219,7 +219,7 @@ def _inputs(leaves) -> dict:
     from .api import asarray
     out, pending = {}, []
     for i, x in enumerate(leaves):
-        if type(x) is Array or isinstance(x, Array):
+        if isinstance(x, Array):
             out[i] = x
             if x._node.buffer is None:
                 pending.append(x)

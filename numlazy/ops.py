@@ -268,11 +268,14 @@ def reduce_dtype(name: str, in_dtype: np.dtype) -> np.dtype:
     return np.dtype(getattr(np, name)(np.ones(1, in_dtype)).dtype)
 
 
+_WIDER = {dt.float32: dt.float64, dt.complex64: dt.complex128}
+
+
 def accumulator_dtype(name: str, in_dtype: np.dtype, out_dtype: np.dtype) -> np.dtype:
     """float32 sums and products accumulate in float64 (NUMBA_NOTES.md: drift otherwise),
     complex64 ones in complex128."""
-    if name in ("sum", "prod") and out_dtype in (dt.float32, dt.complex64):
-        return dt.complex128 if out_dtype == dt.complex64 else dt.float64
+    if name in ("sum", "prod") and out_dtype in _WIDER:
+        return _WIDER[out_dtype]
     if name in ("argmax", "argmin", "max", "min"):
         return in_dtype
     return out_dtype

@@ -253,7 +253,7 @@ def render(parts: KernelParts, simulator: bool, fastmath=None) -> str:
 def variants(parts: KernelParts) -> tuple:
     """Names of the kernels `render` defines for `parts`."""
     if isinstance(parts, RowParts):
-        return ("block", "thread") + (("exact",) if _cacheable(parts) else ())
+        return ("block", "thread") + (("exact",) if _has_exact(parts) else ())
     if parts.kernel.reduce is None:
         return ("flat", "rows") if parts.rank >= 2 else ("flat",)
     axes = parts.reduction()[4]
@@ -494,7 +494,7 @@ def _row(row: RowParts, simulator: bool) -> list:
     body = sizes + ["for g in range(cuda.grid(1), outer, cuda.gridsize(1)):"] + \
         _indent(_unravel("g", range(outer)) + thread)
     out += _def("thread", row.args, body, simulator)
-    if _cacheable(row):
+    if _has_exact(row):
         out += _def("exact", row.args, _exact_row(row, simulator), simulator, ROW_BOUNDS)
     return out
 
@@ -557,7 +557,7 @@ def _split_phases(row: RowParts, simulator: bool) -> list:
     return out
 
 
-def _cacheable(row: RowParts) -> bool:
+def _has_exact(row: RowParts) -> bool:
     """Whether `exact` applies: few inputs read per element, and no conditional reads (a
     gather's other sources may lie outside their shape at this element)."""
     per_element = [line for _, _, lines, _ in _split_phases(row, simulator=True)

@@ -45,7 +45,8 @@ def test_python_int_out_of_range_for_the_dtype():
 
 
 def test_unknown_device_lists_registered_types():
-    with pytest.raises(ValueError, match="unknown device type 'tpu'; registered types: cpu, cuda, numpy"):
+    with pytest.raises(ValueError,
+                       match="unknown device type 'tpu'; registered types: cpu, cuda, numpy"):
         nl.zeros(2, device="tpu")
     with pytest.raises(ValueError, match="index after ':'"):
         nl.device("cpu:x")

@@ -169,9 +169,9 @@ def _barrier_parents(tree):
 @pytest.mark.parametrize("simulator", [False, True])
 def test_cuda_row_kernel_barriers_are_reached_by_every_thread(simulator):
     """In the generated `block` and `exact` kernels no barrier sits under a branch or a loop
-    whose trip count differs between the threads of a block: only under the loop over
-    the block's rows and the reduction tree's loop over halving strides. (On a GPU a barrier some threads skip
-    is undefined behaviour; the simulator does not always notice.)"""
+    whose trip count differs between the threads of a block: only under the loop over the
+    block's rows and the reduction tree's loop over halving strides. (On a GPU a barrier some
+    threads skip is undefined behaviour; the simulator does not always notice.)"""
     render = pytest.importorskip("numlazy_cuda.render")
     from numlazy.codegen import RowParts
     from numlazy.fusion import RowKernel, partition
