@@ -5,11 +5,12 @@
 A config is `block:THREADS` (a block per row looping over the row) or `exact:SLOTS:THREADS` (a
 block per row holding SLOTS elements per thread in registers; needs cols == SLOTS * THREADS),
 optionally with its launch bounds, `exact:8:512@512x2` (at most 512 threads a block, 2 blocks
-an SM: ptxas keeps to 64 registers). Each config renders its kernels afresh (numlazy's
+an SM: ptxas keeps to 64 registers; `@none`: no bounds). Each config renders its kernels afresh (numlazy's
 in-memory caches are cleared) and the launcher is told which variant and block size to use; a
 trailing `:fast` runs it at the "fast" fp32 precision. The step is timed as bench/gpu_check.py
 times it (median of 30 synchronized steps, float32), then the kernel alone (30 launches back to
-back).
+back). A `:signed` flag renders the subscripts as Numba's signed (wraparound-checked)
+indices, as before the unsigned-subscript change (NOTES "CUDA v4").
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from gpu_check import check, timeit
 
 
 BOUNDS = render.ROW_BOUNDS
+UNSIGNED = render._unsigned
 
 
 def force(variant: str, threads: int, seen: list):
@@ -86,10 +88,13 @@ def main():
     print("| config | step | TB/s | kernel alone | TB/s | resources |\n|---|---|---|---|---|---|")
     for config in args.configs.split(","):
         spec, _, bounds = config.partition("@")
-        render.ROW_BOUNDS = tuple(map(int, bounds.split("x"))) if bounds else BOUNDS
+        render.ROW_BOUNDS = None if bounds == "none" else \
+            tuple(map(int, bounds.split("x"))) if bounds else BOUNDS
         variant, *numbers = spec.split(":")
-        fast = numbers[-1] == "fast"
-        numbers = numbers[:-1] if fast else numbers
+        flags = {w for w in numbers if w in ("fast", "signed")}
+        numbers = [w for w in numbers if w not in flags]
+        fast = "fast" in flags
+        render._unsigned = (lambda line: line) if "signed" in flags else UNSIGNED
         threads = int(numbers[-1])
         if variant == "exact":
             render.ROW_CACHE = int(numbers[0])

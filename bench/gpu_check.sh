@@ -9,6 +9,7 @@
 #           anchors installed there (CuPy, cupy.fuse, JAX, torch.compile, numba.cuda)
 #   cpu     bench/compare.py on the host's CPU cores (float64 and float32, 2^25)
 #   engine  bench/engine.py: tiny, logreg, cold, matmul 4096^2 on the CPU
+#   setup   nothing more: the wheels installed, for commands of your own after it
 #
 # Logs go to $OUT (or ./gpu_check_out). Each phase has its own time limit (PHASE_TIMEOUT_*).
 set -uo pipefail
@@ -51,7 +52,8 @@ for phase in $PHASES; do
     engine)
         timeout "${PHASE_TIMEOUT_ENGINE:-150}" python3 bench/engine.py --repeat 5 \
             --matmul-n 4096 2>&1 | tee "$OUTDIR/engine.log" ;;
-    *) echo "unknown phase $phase (tests, gpu, cpu, engine)"; exit 2 ;;
+    setup) ;;
+    *) echo "unknown phase $phase (tests, gpu, cpu, engine, setup)"; exit 2 ;;
     esac
 done
 # The tables last, where the reply's tail shows them.
