@@ -70,15 +70,13 @@ def main():
     kernel = fn.flat
     call = ((nodes[space].shape or (1,)), *outs, *ins, *rt)
     marshalled = launch._marshal(kernel._plan, call)
-    stream = launch._core_stream(backend.current_stream(0))
-    config = launch._config(4, 256)
-    cufn = kernel._fns[0]
+    stream = backend.current_stream(0)
+    cufn, params = kernel._fns[0], kernel._params
     pieces = {
         "allocate an output (pool hit) and free it": lambda: backend.allocate(shape, dtype, 0),
         "current_stream": lambda: backend.current_stream(0),
         "marshal the arguments": lambda: launch._marshal(kernel._plan, call),
-        "driver launch (cuda.core)": lambda: launch._driver_launch(stream, config, cufn,
-                                                                   *marshalled),
+        "pack + cuLaunchKernel": lambda: params.launch(cufn, 4, 256, stream, marshalled),
         "Elementwise.__call__ (marshal + launch)": lambda: fn(nodes[space].shape, outs, ins, rt),
         "program.run (allocate + launch)": lambda: program.run(graph, backend, 0),
         "stream wait, nothing queued": lambda: backend.synchronize(0),
@@ -101,7 +99,7 @@ def main():
     prof = cProfile.Profile()
     prof.enable()
     for i in range(300):
-        tiny(ta, tb, 0.001 * i)
+        y = tiny(ta, tb, 0.001 * i)
         nl.mark_step(dev)
     backend.synchronize(0)
     prof.disable()

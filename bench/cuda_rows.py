@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import statistics
 import time
 
 import numpy as np
@@ -78,14 +79,30 @@ def main():
     xd = nl.asarray(x, device=dev)
     nbytes = 8 * x.size
 
-    def step():
+    def softmax():            # `e` dies before the step, as in bench/gpu_check.py
         e = nl.exp(xd - nl.max(xd, axis=1, keepdims=True))
-        out = e / nl.sum(e, axis=1, keepdims=True)
+        return e / nl.sum(e, axis=1, keepdims=True)
+
+    def step():
+        out = softmax()
         nl.mark_step(dev)
         return out
 
+    def host_and_wait():
+        """Median seconds until the step is launched, and of the wait after it."""
+        host, wait = [], []
+        for _ in range(30):
+            t0 = time.perf_counter()
+            step()
+            t1 = time.perf_counter()
+            sync()
+            host.append(t1 - t0)
+            wait.append(time.perf_counter() - t1)
+        return statistics.median(host), statistics.median(wait)
+
     sync = lambda: backend.synchronize(0)                  # noqa: E731
-    print("| config | step | TB/s | kernel alone | TB/s | resources |\n|---|---|---|---|---|---|")
+    print("| config | step | TB/s | host / wait | kernel alone | TB/s | resources | device "
+          "allocations |\n|---|---|---|---|---|---|---|---|")
     for config in args.configs.split(","):
         spec, _, bounds = config.partition("@")
         render.ROW_BOUNDS = None if bounds == "none" else \
@@ -105,12 +122,15 @@ def main():
             contextlib.nullcontext()
         with scope:
             check(config, step(), want, 1e-5)
+            allocs = backend.memory_stats(0)["num_device_alloc"]
             secs = timeit(step, sync)
+            host, wait = host_and_wait()
+            allocs = backend.memory_stats(0)["num_device_alloc"] - allocs
         kernel, launch = seen[-1]
         alone = kernel_time(kernel, launch, sync)
         print(f"| {config} | {secs * 1e3:.3f} ms | {nbytes / secs / 1e12:.2f} | "
-              f"{alone * 1e3:.3f} ms | {nbytes / alone / 1e12:.2f} | {resources(kernel)} |",
-              flush=True)
+              f"{host * 1e3:.3f} / {wait * 1e3:.3f} ms | {alone * 1e3:.3f} ms | "
+              f"{nbytes / alone / 1e12:.2f} | {resources(kernel)} | {allocs} |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -70,6 +70,9 @@ def time_numlazy(work, record, want, rtol, nbytes, dev, sync, label=""):
             step()
             kernels = (nl.metrics.counter_value("KernelLaunch") or 0) - launches
             report(work, name, timeit(step, sync), nbytes, f"{kernels} kernel(s)")
+            queued = timeit(lambda: [step() for _ in range(10)], sync, reps=5, warm=1) / 10
+            report(work, "  10 steps a wait", queued, nbytes,
+                   "launches queue, so host time overlaps the GPU's: the kernels' own time")
 
 
 def anchors():

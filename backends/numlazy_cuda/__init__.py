@@ -299,7 +299,7 @@ class RowReduction(AxisReduction):
         super().__init__(backend, module, rank, tuple(range(outer, rank)))
         self.exact = self.kernel("exact")
         self.slots = _render.row_cache(self.sim)
-        self.fewest, self.most = (2, self.threads) if self.sim else (32, _render.ROW_BOUNDS[0])
+        self.fewest, self.most = (2, self.threads) if self.sim else (32, _render.row_threads())
 
     def __call__(self, sizes, outs, ins, rts):
         inner = math.prod(sizes[d] for d in self.axes)

@@ -23,6 +23,8 @@ in blocks handed out (rounded sizes), bytes requested (exact), bytes reserved fr
 """
 from __future__ import annotations
 
+import gc
+import math
 import threading
 import weakref
 
@@ -73,10 +75,11 @@ class CachingAllocator:
     # -- allocation ------------------------------------------------------------------------
 
     def allocate(self, shape: tuple, dtype) -> object:
-        """A C-contiguous device array of `shape` and `dtype` backed by a pooled block."""
+        """A C-contiguous device array of `shape` and `dtype` backed by a pooled block.
+        (A step allocates every output: this path is kept short; bench/cuda_host.py.)"""
         dtype = np.dtype(dtype)
-        shape = tuple(int(s) for s in shape)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        shape = tuple(map(int, shape))
+        nbytes = math.prod(shape) * dtype.itemsize
         if nbytes == 0:
             return self.cuda.device_array(shape, dtype)     # nothing to pool
         size = round_size(nbytes)
@@ -133,11 +136,9 @@ class CachingAllocator:
             owner = _Lease(block._ary, shape, strides, dtype)
             array = FakeCUDAArray(np.asarray(owner))
         else:
-            from numba.cuda.cudadrv.devicearray import DeviceNDArray
-            from numba.cuda.cudadrv.driver import MemoryPointer
             base = block.gpu_data
-            owner = MemoryPointer(base.context, base.device_pointer, nbytes)
-            array = DeviceNDArray(shape, strides, dtype, gpu_data=owner)
+            owner = _MemoryPointer(base.context, base.device_pointer, nbytes)
+            array = _DeviceNDArray(shape, strides, dtype, gpu_data=owner)
         weakref.finalize(owner, self._give_back, block, size, nbytes)
         return array
 
@@ -156,6 +157,8 @@ class CachingAllocator:
             self._release_pool()
 
     def _release_pool(self) -> None:
+        # Arrays that died in reference cycles still hold their blocks: collect them first.
+        gc.collect()
         pool, self._pool = self._pool, {}      # a finalizer may add blocks meanwhile
         for size, blocks in pool.items():
             self._sub("reserved_bytes", size * len(blocks))
@@ -207,6 +210,25 @@ class CachingAllocator:
             self._alloc = {k: 0 for k in _TRACKED}
             self._freed = {k: 0 for k in _TRACKED}
             self._counts = {k: 0 for k in _COUNTS}
+
+
+def _bind_numba() -> None:
+    """Bind numba.cuda's device-array classes on first use: numba-cuda is optional, and an
+    import statement per allocation costs a microsecond."""
+    global _DeviceNDArray, _MemoryPointer
+    from numba.cuda.cudadrv.devicearray import DeviceNDArray
+    from numba.cuda.cudadrv.driver import MemoryPointer
+    _DeviceNDArray, _MemoryPointer = DeviceNDArray, MemoryPointer
+
+
+def _DeviceNDArray(*args, **kwargs):
+    _bind_numba()
+    return _DeviceNDArray(*args, **kwargs)
+
+
+def _MemoryPointer(*args):
+    _bind_numba()
+    return _MemoryPointer(*args)
 
 
 def _c_strides(shape: tuple, itemsize: int) -> tuple:

@@ -8,11 +8,15 @@ and ranks), so `Kernel` pays for dispatch once:
 
 1. The first launch goes through the dispatcher, which compiles or loads the kernel, and
    records the compiled overload and, per argument, how to pass it: an array as Numba's
-   struct fields (size, itemsize, pointer, shape, strides), a tuple as its items, a scalar as
-   the C type of its Numba type, a complex scalar as its two components.
+   struct fields (meminfo, parent, size, itemsize, pointer, shape, strides), a tuple as its
+   items, a scalar as its Numba type's C type, a complex scalar as its two components. Every
+   kernel parameter gets an 8-byte slot in one buffer, and a pointer array lists the slots.
 2. Later launches check each argument against what was recorded (array dtype, rank and C
-   layout; the Python type of scalars) and call the driver directly. Anything that does not
-   match goes through the dispatcher again, so a mismatch costs time, never correctness.
+   layout; the Python type of scalars), pack the values into the slots with one
+   `struct.pack_into` and call the driver's `cuLaunchKernel` directly, which copies the
+   parameters before it returns (bench/cuda_host.py: 16 µs through cuda.core's `launch` on
+   the H200 host). Anything that does not match, or a value its C type cannot hold, goes
+   through the dispatcher again, so a mismatch costs time, never correctness.
 
 Under the CUDA simulator kernels are Python functions: every launch goes through the
 dispatcher there.
@@ -20,6 +24,8 @@ dispatcher there.
 from __future__ import annotations
 
 import ctypes
+import struct
+import threading
 
 from numlazy import metrics
 
@@ -33,14 +39,14 @@ class _Mismatch(Exception):
 class Kernel:
     """A generated kernel; `kernel(grid, block, args)` launches it on the current stream."""
 
-    __slots__ = ("dispatcher", "backend", "_fns", "_plan", "_configs")
+    __slots__ = ("dispatcher", "backend", "_fns", "_plan", "_params")
 
     def __init__(self, dispatcher, backend):
         self.dispatcher = dispatcher
         self.backend = backend       # its `current` device index picks the kernel handle
-        self._fns: dict = {}         # device index -> the driver's kernel handle
-        self._plan = None            # per argument: (kind, check, C type or sub-plan)
-        self._configs: dict = {}
+        self._fns: dict = {}         # device index -> the driver's CUfunction (an int)
+        self._plan = None            # per argument: (kind, check, struct code or sub-plan)
+        self._params = None          # the recorded overload's `_Parameters`
 
     def __call__(self, grid, block, args) -> None:
         """Launch on the current stream of the backend's current device."""
@@ -49,15 +55,10 @@ class Kernel:
         fn = self._fns.get(backend.current)
         if fn is not None:
             try:
-                kernel_args = _marshal(self._plan, args)
+                self._params.launch(fn, grid, block, stream, _marshal(self._plan, args))
+                return
             except _Mismatch:
                 pass
-            else:
-                config = self._configs.get((grid, block))
-                if config is None:
-                    config = self._configs[grid, block] = _config(grid, block)
-                _driver_launch(_core_stream(stream), config, fn, *kernel_args)
-                return
         metrics.increment("cuda::dispatched_launch")   # the first launch, or a mismatch
         self.dispatcher[grid, block, stream](*args)
         if fn is None and not backend.simulator:
@@ -68,14 +69,17 @@ class Kernel:
         d = self.dispatcher
         types = tuple(d.typeof_pyval(a) for a in args)
         compiled = d.overloads.get(types)
-        if compiled is None:
+        if compiled is None or _driver() is None:
             return                                   # keep dispatching
         try:
             plan = [_plan(t, a) for t, a in zip(compiled.argument_types, args)]
         except _Mismatch:
             return
-        self._plan = plan
-        self._fns[self.backend.current] = compiled._codelibrary.get_cufunc().kernel
+        fn = _function(compiled._codelibrary.get_cufunc().handle)
+        if fn is None:
+            return
+        self._plan, self._params = plan, _Parameters(_codes(plan))
+        self._fns[self.backend.current] = fn
 
 
 def _plan(numba_type, value):
@@ -84,25 +88,29 @@ def _plan(numba_type, value):
     if isinstance(numba_type, types.Array):
         if numba_type.layout != "C":
             raise _Mismatch
-        return (_ARRAY, (value.dtype, numba_type.ndim), None)
+        return (_ARRAY, (value.dtype, numba_type.ndim), "QQqqQ" + "q" * 2 * numba_type.ndim)
     if isinstance(numba_type, types.BaseTuple):
         return (_TUPLE, len(value), [_plan(t, v) for t, v in zip(numba_type, value)])
     if isinstance(numba_type, types.Boolean):
-        return (_SCALAR, type(value), None)
+        return (_SCALAR, type(value), "?")
     if isinstance(numba_type, (types.Integer, types.Float)):
-        return (_SCALAR, type(value), getattr(ctypes, _CTYPES[str(numba_type)]))
+        return (_SCALAR, type(value), _CODES[str(numba_type)])
     if isinstance(numba_type, types.Complex):        # (real, imag), as Numba passes it
-        return (_COMPLEX, type(value), getattr(ctypes, _CTYPES[str(numba_type.underlying_float)]))
+        return (_COMPLEX, type(value), _CODES[str(numba_type.underlying_float)] * 2)
     raise _Mismatch
 
 
-_CTYPES = {"int8": "c_int8", "int16": "c_int16", "int32": "c_int32", "int64": "c_int64",
-           "uint8": "c_uint8", "uint16": "c_uint16", "uint32": "c_uint32",
-           "uint64": "c_uint64", "float32": "c_float", "float64": "c_double"}
+_CODES = {"int8": "b", "int16": "h", "int32": "i", "int64": "q", "uint8": "B", "uint16": "H",
+          "uint32": "I", "uint64": "Q", "float32": "f", "float64": "d"}
+
+
+def _codes(plan) -> str:
+    """The struct codes of every kernel parameter, in order (one per parameter)."""
+    return "".join(_codes(how) if kind == _TUPLE else how for kind, _, how in plan)
 
 
 def _marshal(plan, args) -> list:
-    """The driver's argument list, as Numba's own launch builds it."""
+    """The value of every kernel parameter, as Numba's own launch would pass it."""
     out = []
     if len(args) != len(plan):
         raise _Mismatch
@@ -119,41 +127,80 @@ def _marshal(plan, args) -> list:
             if len(value) != check:
                 raise _Mismatch
             out += _marshal(how, value)
+        elif type(value) is not check:
+            raise _Mismatch
         elif kind == _COMPLEX:
-            if type(value) is not check:
-                raise _Mismatch
-            out += (how(value.real), how(value.imag))
+            out += (value.real, value.imag)
         else:
-            if type(value) is not check:
-                raise _Mismatch
-            out.append(value if how is None else how(value))
+            out.append(value)
     return out
 
 
-def _config(grid, block):
-    from cuda.core import LaunchConfig
-    return LaunchConfig(grid=grid, block=block)
+class _Parameters:
+    """One overload's parameter buffer: an 8-byte slot per parameter (every CUDA parameter
+    type numlazy passes fits one), and the array of slot pointers `cuLaunchKernel` reads.
+    Shared by every launch of the kernel, so filling and launching hold a lock."""
+
+    def __init__(self, codes: str):
+        n = len(codes)
+        self._struct = struct.Struct("=" + "".join(
+            c + f"{8 - struct.calcsize('=' + c)}x" if struct.calcsize("=" + c) < 8 else c
+            for c in codes))
+        self._buffer = ctypes.create_string_buffer(max(8, 8 * n))
+        base = ctypes.addressof(self._buffer)
+        self._pointers = (ctypes.c_void_p * max(1, n))(*(base + 8 * k for k in range(n)))
+        self._lock = threading.Lock()
+
+    def pack(self, values) -> None:
+        """Write every parameter's value into its slot (the caller holds the lock)."""
+        try:
+            self._struct.pack_into(self._buffer, 0, *values)
+        except struct.error:
+            raise _Mismatch from None            # a value its C type cannot hold
+
+    def launch(self, fn: int, grid, block, stream, values) -> None:
+        gx, gy, gz = (grid, 1, 1) if isinstance(grid, int) else (tuple(grid) + (1, 1))[:3]
+        bx, by, bz = (block, 1, 1) if isinstance(block, int) else (tuple(block) + (1, 1))[:3]
+        with self._lock:
+            self.pack(values)
+            err = _driver().cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, 0, int(stream),
+                                           self._pointers, None)
+        if err:
+            raise RuntimeError(f"cuda: cuLaunchKernel failed: {_error_name(err)}")
 
 
-_CORE_STREAMS: dict = {}      # id(numba stream) -> (the stream, cuda.core's object for it)
+_DRIVER = []
 
 
-def _core_stream(stream):
-    """cuda.core's stream object for a Numba stream (or 0, the default stream), as Numba's
-    own launch converts it; made once per stream (the entry keeps the stream alive, so its
-    id is not reused; a few streams per program, cleared past 64)."""
-    entry = _CORE_STREAMS.get(id(stream))
-    if entry is None or entry[0] is not stream:
-        from numba.cuda.cudadrv import driver
-        if len(_CORE_STREAMS) >= 64:
-            _CORE_STREAMS.clear()
-        entry = _CORE_STREAMS[id(stream)] = (stream, driver._to_core_stream(stream))
-    return entry[1]
+def _driver():
+    """libcuda through ctypes (None where it cannot be loaded: launches keep dispatching)."""
+    if not _DRIVER:
+        try:
+            lib = ctypes.CDLL("libcuda.so.1")
+            lib.cuLaunchKernel.argtypes = [ctypes.c_void_p] + [ctypes.c_uint] * 7 + \
+                [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+            lib.cuLaunchKernel.restype = ctypes.c_int
+            lib.cuKernelGetFunction.argtypes = [ctypes.POINTER(ctypes.c_void_p),
+                                                ctypes.c_void_p]
+            lib.cuKernelGetFunction.restype = ctypes.c_int
+            lib.cuGetErrorName.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_char_p)]
+            _DRIVER.append(lib)
+        except (OSError, AttributeError):
+            _DRIVER.append(None)
+    return _DRIVER[0]
 
 
-def _driver_launch(stream, config, fn, *args) -> None:
-    """cuda.core's `launch`, imported on first use (numba-cuda is an optional dependency)."""
-    global _driver_launch
-    from cuda.core import launch
-    _driver_launch = launch
-    launch(stream, config, fn, *args)
+def _function(kernel_handle):
+    """The current context's CUfunction of a loaded CUkernel (None if the driver refuses)."""
+    fn = ctypes.c_void_p()
+    if _driver().cuKernelGetFunction(ctypes.byref(fn), int(kernel_handle)):
+        return None
+    return fn.value
+
+
+def _error_name(err: int) -> str:
+    name = ctypes.c_char_p()
+    _driver().cuGetErrorName(err, ctypes.byref(name))
+    return f"{name.value.decode() if name.value else 'unknown error'} ({err})"
+
+

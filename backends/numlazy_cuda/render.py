@@ -565,6 +565,11 @@ ROW_BOUNDS = (1024, 1)       # launch bounds (most threads, fewest blocks an SM 
                              # keeps to 65536 / (1024 * 1) = 64 registers, so the largest
                              # block launches (at 88 registers, 1024 threads would not)
 
+def row_threads() -> int:
+    """The most threads an `exact` block may have (its launch bounds', else CUDA's 1024)."""
+    return ROW_BOUNDS[0] if ROW_BOUNDS else 1024
+
+
 def row_cache(simulator: bool) -> int:
     """Elements per thread the `exact` row kernel holds in registers."""
     return ROW_CACHE_SIMULATOR if simulator else ROW_CACHE

@@ -2,6 +2,7 @@
 without a GPU against Numba's own argument layout), and programs ordered on the current
 stream (on a GPU or Numba's simulator)."""
 import ctypes
+import struct
 from types import SimpleNamespace
 
 import numpy as np
@@ -35,14 +36,32 @@ def _plan(args):
 def test_marshalled_arguments_follow_numbas_layout():
     out, x = _device_array((3, 4), "float32", 0x2000), _device_array((3, 4), "float32", 0x3000)
     args = ((3, 4), out, x, np.float32(0.5), 7)
-    got = launch._marshal(_plan(args), args)
+    plan = _plan(args)
     # tuple items, then per array: meminfo, parent, size, itemsize, pointer, shape, strides
-    values = [v.value if isinstance(v, ctypes._SimpleCData) else v for v in got]
-    assert values == [3, 4,
-                      0, 0, 12, 4, 0x2000, 3, 4, 16, 4,
-                      0, 0, 12, 4, 0x3000, 3, 4, 16, 4,
-                      0.5, 7]
-    assert isinstance(got[-2], ctypes.c_float) and isinstance(got[-1], ctypes.c_int64)
+    assert launch._marshal(plan, args) == [3, 4,
+                                           0, 0, 12, 4, 0x2000, 3, 4, 16, 4,
+                                           0, 0, 12, 4, 0x3000, 3, 4, 16, 4,
+                                           0.5, 7]
+    assert launch._codes(plan) == "qq" + "QQqqQqqqq" * 2 + "fq"
+
+
+def test_parameters_sit_in_8_byte_slots_in_their_c_types():
+    """What cuLaunchKernel reads: parameter k's value at slot k of one buffer, in its C type,
+    and slot k's address at entry k of the pointer array."""
+    params = launch._Parameters("qfB?dI")
+    values = [-3, 0.5, 255, True, 2.25, 7]
+    params.pack(values)
+    raw = params._buffer.raw
+    got = [struct.unpack_from("=" + c, raw, 8 * k)[0] for k, c in enumerate("qfB?dI")]
+    assert got == values
+    base = ctypes.addressof(params._buffer)
+    assert list(params._pointers) == [base + 8 * k for k in range(6)]
+
+
+@pytest.mark.parametrize("code, value", [("i", 2 ** 40), ("B", -1), ("f", "x")])
+def test_a_value_its_c_type_cannot_hold_goes_back_to_the_dispatcher(code, value):
+    with pytest.raises(launch._Mismatch):
+        launch._Parameters(code).pack([value])
 
 
 @pytest.mark.parametrize("change", ["dtype", "rank", "layout", "scalar type", "tuple length"])
@@ -93,3 +112,24 @@ def test_programs_run_on_the_current_stream(device):
         assert backend.current_stream == original
     xh = np.arange(6.0, dtype=np.float32).reshape(2, 3)
     np.testing.assert_allclose(got, np.sin(xh) * 2 + xh.sum(axis=1, keepdims=True), rtol=1e-6)
+
+
+def test_a_cached_step_launches_without_the_dispatcher(device):
+    """New data, new scalars, the same program: no launch goes through Numba's dispatcher
+    (on a GPU; under the simulator every launch does), and the values are right."""
+    if not device.startswith("cuda"):
+        pytest.skip("CUDA backend only")
+    simulated = nl.registry.backend_for(nl.device(device)).simulator
+    for k in range(3):
+        xh = np.arange(8.0, dtype=np.float32) + k
+        x = nl.asarray(xh, device=device)
+        y = nl.sum(x * np.float32(0.5 + k) + (k - 1))
+        z = nl.where(x > 2 + k, x, -x)
+        got = np.asarray(y), np.asarray(z)
+        np.testing.assert_allclose(got[0], np.sum(xh * np.float32(0.5 + k) + (k - 1)),
+                                   rtol=1e-6)
+        np.testing.assert_array_equal(got[1], np.where(xh > 2 + k, xh, -xh))
+        if k == 0:
+            dispatched = nl.metrics.counter_value("cuda::dispatched_launch")
+    if not simulated:
+        assert nl.metrics.counter_value("cuda::dispatched_launch") == dispatched
