@@ -1,16 +1,19 @@
 """The CUDA backend's row-kernel variants on a row softmax: time, registers, local memory.
 
     python bench/cuda_rows.py [--rows 32768] [--cols 4096] [--configs block:256,exact:8:512]
+                              [--profile]
 
 A config is `block:THREADS` (a block per row looping over the row) or `exact:SLOTS:THREADS` (a
-block per row holding SLOTS elements per thread in registers; needs cols == SLOTS * THREADS),
-optionally with its launch bounds, `exact:8:512@512x2` (at most 512 threads a block, 2 blocks
-an SM: ptxas keeps to 64 registers; `@none`: no bounds). Each config renders its kernels afresh (numlazy's
-in-memory caches are cleared) and the launcher is told which variant and block size to use; a
-trailing `:fast` runs it at the "fast" fp32 precision. The step is timed as bench/gpu_check.py
-times it (median of 30 synchronized steps, float32), then the kernel alone (30 launches back to
-back). A `:signed` flag renders the subscripts as Numba's signed (wraparound-checked)
-indices, as before the unsigned-subscript change (NOTES "CUDA v4").
+block per row holding SLOTS elements per thread in registers; needs cols == SLOTS * THREADS).
+Optional words: launch bounds, `@512x2` (at most 512 threads a block, 2 blocks an SM: ptxas
+keeps to 64 registers) or `@none` (the default: ptxas chooses); `:fast`, the "fast" fp32
+precision; `:signed`, subscripts as Numba's signed (wraparound-checked) indices, as before
+the unsigned-subscript change (NOTES "CUDA v4"). Each config renders its kernels afresh
+(numlazy's in-memory caches are cleared) and the launcher is told which variant and block
+size to use. The step is timed as bench/gpu_check.py times it (median of 30 synchronized
+steps, float32), split into the host's part (until `mark_step` returns) and the wait, then
+the kernel alone (30 launches back to back). `--profile` prints where the host's part of 30
+steps of the last config goes.
 """
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ def force(variant: str, threads: int, seen: list):
         outer = int(np.prod([sizes[d] for d in self.kept]))
         kernel = getattr(self, variant)
         launch = (min(outer, self.max_blocks), threads, (tuple(sizes), *outs, *ins, *rts))
-        seen.append((kernel, launch))
+        seen[:] = [(kernel, launch)]     # the last only: it holds the step's buffers
         kernel(*launch)
     numlazy_cuda.RowReduction.__call__ = call
 
@@ -70,6 +73,7 @@ def main():
     ap.add_argument("--rows", type=int, default=32768)
     ap.add_argument("--cols", type=int, default=4096)
     ap.add_argument("--configs", default="block:256,exact:16:256,exact:8:512,exact:4:1024")
+    ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
     dev = nl.device("cuda")
     backend = backend_for(dev)
@@ -104,12 +108,12 @@ def main():
     print("| config | step | TB/s | host / wait | kernel alone | TB/s | resources | device "
           "allocations |\n|---|---|---|---|---|---|---|---|")
     for config in args.configs.split(","):
-        spec, _, bounds = config.partition("@")
-        render.ROW_BOUNDS = None if bounds == "none" else \
-            tuple(map(int, bounds.split("x"))) if bounds else BOUNDS
-        variant, *numbers = spec.split(":")
-        flags = {w for w in numbers if w in ("fast", "signed")}
-        numbers = [w for w in numbers if w not in flags]
+        variant, *words = config.replace("@", ":@").split(":")
+        bounds = next((w[1:] for w in words if w.startswith("@")), None)
+        render.ROW_BOUNDS = BOUNDS if bounds is None else None if bounds == "none" else \
+            tuple(map(int, bounds.split("x")))
+        flags = {w for w in words if w in ("fast", "signed")}
+        numbers = [w for w in words if w not in flags and not w.startswith("@")]
         fast = "fast" in flags
         render._unsigned = (lambda line: line) if "signed" in flags else UNSIGNED
         threads = int(numbers[-1])
@@ -131,6 +135,18 @@ def main():
         print(f"| {config} | {secs * 1e3:.3f} ms | {nbytes / secs / 1e12:.2f} | "
               f"{host * 1e3:.3f} / {wait * 1e3:.3f} ms | {alone * 1e3:.3f} ms | "
               f"{nbytes / alone / 1e12:.2f} | {resources(kernel)} | {allocs} |", flush=True)
+
+    if args.profile:
+        import cProfile
+        import pstats
+        prof = cProfile.Profile()
+        for _ in range(30):
+            prof.enable()
+            step()
+            prof.disable()
+            sync()
+        pstats.Stats(prof).sort_stats("cumtime").print_stats(30)
+
 
 if __name__ == "__main__":
     main()

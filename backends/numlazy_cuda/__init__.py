@@ -292,14 +292,15 @@ class AxisReduction(_Launcher):
 class RowReduction(AxisReduction):
     """A row kernel: launched as a reduction over the trailing dims (`block`: a block per
     row, threads from the row's length; `thread`: a thread per row for short rows), or, for
-    rows of `slots` elements per thread of a block of 2^k warps, `exact`: a block per row
-    holding the row's inputs in registers."""
+    rows of `slots` elements per thread of a block of 2^k warps that the kernel's registers
+    allow, `exact`: a block per row holding the row's inputs in registers."""
 
     def __init__(self, backend, module, rank, outer):
         super().__init__(backend, module, rank, tuple(range(outer, rank)))
         self.exact = self.kernel("exact")
         self.slots = _render.row_cache(self.sim)
-        self.fewest, self.most = (2, self.threads) if self.sim else (32, _render.row_threads())
+        self.fewest, self.most = (2, self.threads) if self.sim else (32, 1024)
+        self._fits: dict = {}            # threads -> whether an `exact` block of them launches
 
     def __call__(self, sizes, outs, ins, rts):
         inner = math.prod(sizes[d] for d in self.axes)
@@ -308,8 +309,15 @@ class RowReduction(AxisReduction):
                 not self.fewest <= threads <= self.most:       # the trees want powers of 2
             return super().__call__(sizes, outs, ins, rts)
         outer = math.prod(sizes[d] for d in self.kept)
-        if outer:
-            self.exact(min(outer, self.max_blocks), threads, (tuple(sizes), *outs, *ins, *rts))
+        if not outer:
+            return
+        args = (tuple(sizes), *outs, *ins, *rts)
+        fits = self._fits.get(threads)
+        if fits is None:    # above 256 threads, the registers ptxas chose may not allow it
+            fits = self._fits[threads] = threads <= 256 or threads <= self.exact.max_threads(args)
+        if not fits:
+            return super().__call__(sizes, outs, ins, rts)
+        self.exact(min(outer, self.max_blocks), threads, args)
 
 
 class FullReduction(_Launcher):

@@ -64,6 +64,15 @@ class Kernel:
         if fn is None and not backend.simulator:
             self._record(args)
 
+    def max_threads(self, args) -> int:
+        """The most threads a block of this kernel may have when launched with `args`
+        (its registers decide; compiled here if it was not yet). 1024 under the simulator."""
+        if self.backend.simulator:
+            return 1024
+        d = self.dispatcher
+        types = tuple(d.typeof_pyval(a) for a in args)
+        return (d.overloads.get(types) or d.compile(types)).max_threads_per_block
+
     def _record(self, args) -> None:
         """Find the overload the dispatcher just used and plan how to pass each argument."""
         d = self.dispatcher

@@ -236,7 +236,6 @@ def _unravel(var: str, dims) -> list:
 # argument array is converted to uint64, which Numba indexes without the check. sm_90 PTX of
 # the softmax row kernel, `exact`: 84 -> 52 registers; chain `flat`: 219 -> 202 instructions.
 
-_READ = re.compile(r"\ba\d+\[")
 _ARGUMENT = re.compile(r"\b[ao]\d+\[")
 
 
@@ -561,13 +560,12 @@ def _row(row: RowParts, simulator: bool) -> list:
 ROW_CACHE = 8                # elements per thread (a row of 4096 with 512 threads)
 ROW_CACHE_SIMULATOR = 2      # small rows under the simulator (a row of 64 with 32 threads)
 ROW_CACHE_READS = 4          # inputs kept in registers, at most (ROW_CACHE values each)
-ROW_BOUNDS = (1024, 1)       # launch bounds (most threads, fewest blocks an SM holds): ptxas
-                             # keeps to 65536 / (1024 * 1) = 64 registers, so the largest
-                             # block launches (at 88 registers, 1024 threads would not)
+ROW_BOUNDS = None             # launch bounds (most threads, fewest blocks an SM holds), or
+                             # none: ptxas's own choice ran fastest on the H200 (softmax 4096
+                             # wide: 32 registers, 0.32 ms; bounds (1024, 1): 53, 0.43 ms;
+                             # NOTES "CUDA v4"). The launcher checks that a block fits.
 
-def row_threads() -> int:
-    """The most threads an `exact` block may have (its launch bounds', else CUDA's 1024)."""
-    return ROW_BOUNDS[0] if ROW_BOUNDS else 1024
+_READ = re.compile(r"\ba\d+\[")
 
 
 def row_cache(simulator: bool) -> int:
