@@ -554,16 +554,17 @@ def _row(row: RowParts, simulator: bool) -> list:
 # element. DRAM sees each input once per row instead of once per phase, and the loads are
 # independent, so they are all in flight at once (the `block` loop waits for one load per
 # iteration). There are no guards: measured on an H200 (bench/cuda_rows.py, NOTES "CUDA
-# v3"), guarded elements for shorter rows cost registers and ran slower than `block`, and 8
-# elements a thread beat 4 and 16.
+# v3"), guarded elements for shorter rows cost registers and ran slower than `block`. With
+# unsigned subscripts and no launch bounds (NOTES "CUDA v4"), 16 elements a thread ran a
+# 4096-wide softmax in 0.288 ms (40 registers), 8 in 0.318 ms (32).
 
-ROW_CACHE = 8                # elements per thread (a row of 4096 with 512 threads)
+ROW_CACHE = 8                # elements per thread (a row of 4096 with 512 threads); 16 measured faster, not yet CI-checked
 ROW_CACHE_SIMULATOR = 2      # small rows under the simulator (a row of 64 with 32 threads)
 ROW_CACHE_READS = 4          # inputs kept in registers, at most (ROW_CACHE values each)
-ROW_BOUNDS = None             # launch bounds (most threads, fewest blocks an SM holds), or
-                             # none: ptxas's own choice ran fastest on the H200 (softmax 4096
-                             # wide: 32 registers, 0.32 ms; bounds (1024, 1): 53, 0.43 ms;
-                             # NOTES "CUDA v4"). The launcher checks that a block fits.
+ROW_BOUNDS = None            # launch bounds (most threads, fewest blocks an SM holds), or
+                             # none: ptxas's own choice ran fastest on the H200 (8 a thread:
+                             # 32 registers, 0.32 ms; bounds (1024, 1): 53, 0.43 ms). The
+                             # launcher checks that the kernel's registers allow the block.
 
 _READ = re.compile(r"\ba\d+\[")
 
