@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import functools
 import math
 import operator
 
@@ -138,8 +139,13 @@ def _fast_elementwise(op, resolved, args):
         nx = x._node
         if ty is Array:
             ny = y._node
-            if ny.shape != nx.shape or ny.device is not nx.device:
+            if ny.device is not nx.device:
                 return None
+            if ny.shape != nx.shape:          # broadcasting: stride-0 views of either
+                shape = _broadcast_pair(nx.shape, ny.shape)
+                if shape is None:
+                    return None               # the general path names the error
+                nx, ny = _broadcast_node(nx, shape), _broadcast_node(ny, shape)
             kinds = (nx.dtype, ny.dtype)
         elif ty is float or ty is int or ty is bool:
             kinds = (nx.dtype, ty)
@@ -156,6 +162,24 @@ def _fast_elementwise(op, resolved, args):
     sx = nx if tx is Array else _param(x, loop[0], device, name)
     sy = ny if ty is Array else _param(y, loop[1], device, name)
     return ir.make(name, (sx, sy), (loop,), (), shape, out_dtype, device)
+
+
+@functools.lru_cache(maxsize=1024)
+def _broadcast_pair(x: tuple, y: tuple):
+    """The broadcast shape of two shapes, or None if they do not broadcast."""
+    try:
+        return tuple(np.broadcast_shapes(x, y))
+    except ValueError:
+        return None
+
+
+def _broadcast_node(node, shape: tuple):
+    """`node` seen with `shape`, which it broadcasts to (`broadcast_to` without its checks)."""
+    if node.shape == shape:
+        return node
+    lead = len(shape) - len(node.shape)
+    attrs = tuple([-1 if s == 1 else lead + d for d, s in enumerate(node.shape)])
+    return ir.make("broadcast", (node,), attrs, (), shape, node.dtype, node.device)
 
 
 def _resolve(resolved: dict, op: ops.Op, kinds: tuple):
@@ -297,6 +321,8 @@ def clip(x, /, min=None, max=None):  # noqa: A002 - array API names
 def _axes(name: str, ndim: int, axis) -> tuple:
     if axis is None:
         return tuple(range(ndim))
+    if type(axis) is int and -ndim <= axis < ndim:
+        return (axis % ndim,)
     items = axis if isinstance(axis, tuple) else (axis,)
     out = [_axis(name, ndim, a, "an int, a tuple of ints or None") for a in items]
     if len(set(out)) != len(out):
@@ -305,7 +331,8 @@ def _axes(name: str, ndim: int, axis) -> tuple:
 
 
 def _reduce(name: str, x, axis=None, keepdims=False, dtype=None) -> Array:
-    (x,), _ = _operands(name, (x,))
+    if type(x) is not Array:
+        (x,), _ = _operands(name, (x,))
     axes = _axes(name, x.ndim, axis)
     if dtype is not None:
         x = astype(x, dtype, copy=False)
@@ -316,12 +343,16 @@ def _reduce(name: str, x, axis=None, keepdims=False, dtype=None) -> Array:
         if name in ("argmax", "argmin"):       # a 0-d array's only element is at index 0
             return full(x.shape, 0, dtype=out_dtype, device=x.device)
         return astype(x, out_dtype, copy=False)
-    if name in ops.IDENTITY_FREE and builtins.any(x.shape[a] == 0 for a in axes):
+    shape = tuple([s for d, s in enumerate(x.shape) if d not in axes])
+    if name in ops.IDENTITY_FREE and 0 in [x.shape[a] for a in axes]:
         raise ValueError(f"{name}: zero-size reduction over axis {axis} of shape {x.shape}; "
                          f"{name} has no identity")
-    shape = tuple(s for d, s in enumerate(x.shape) if d not in axes)
     out = Array(ir.make(name, (x._node,), (axes,), (), shape, out_dtype, x.device))
-    return expand_dims(out, axis=axes) if keepdims else out
+    if not keepdims:
+        return out
+    kept = tuple(["n" if d in axes else "f" for d in range(x.ndim)])   # expand_dims(out, axes)
+    return _view("slice", out, kept, (), tuple([1 if d in axes else s
+                                                 for d, s in enumerate(x.shape)]))
 
 
 def _make_reduction(name):

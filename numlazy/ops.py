@@ -14,6 +14,7 @@ node's dtype after, which is how generated code keeps NumPy's result dtypes.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -259,8 +260,10 @@ IDENTITY_FREE = ("max", "min", "argmax", "argmin")  # empty input is an error, a
 ORDERED = IDENTITY_FREE          # need an order: complex input raises TypeError (array API)
 
 
+@functools.cache
 def reduce_dtype(name: str, in_dtype: np.dtype) -> np.dtype:
-    """NumPy's result dtype of reduction `name` on `in_dtype` (sum of int8 is int64...)."""
+    """NumPy's result dtype of reduction `name` on `in_dtype` (sum of int8 is int64...),
+    asked of NumPy once per pair (every recorded reduction asks)."""
     if name in ("argmax", "argmin"):
         return dt.int64
     if name in ("any", "all"):

@@ -57,7 +57,7 @@ def test_the_plan_counts_launches_and_handles_rank_0_outputs():
 def test_the_fast_recording_path_matches_the_general_one():
     a = nl.asarray(np.array([1.0, 2.0, 3.0], dtype=np.float32))
     i = nl.asarray(np.array([1, 2, 3], dtype=np.int8))
-    # Python scalars stay weak; broadcasting and NumPy operands take the general path.
+    # Python scalars stay weak; NumPy operands take the general path.
     assert (a + 1.0).dtype == np.float32 and (2 * a).dtype == np.float32
     assert (i + 1).dtype == np.int8 and (i + 1.5).dtype == np.float64
     assert (a + i).dtype == np.float32 and (i + True).dtype == np.int8
@@ -68,6 +68,21 @@ def test_the_fast_recording_path_matches_the_general_one():
     np.testing.assert_allclose(np.asarray(1.0 - a), 1.0 - np.array([1, 2, 3], np.float32))
     np.testing.assert_allclose(np.asarray(nl.sqrt(a)), np.sqrt([1, 2, 3]).astype(np.float32),
                                rtol=1e-6)
+
+
+def test_fast_broadcasting_and_keepdims_record_the_general_paths_graph():
+    x = nl.asarray(np.arange(6.0).reshape(2, 3))
+    col = nl.asarray(np.array([[1.0], [2.0]]))
+    fast = x - nl.max(x, axis=1, keepdims=True)
+    general = nl.subtract(nl.broadcast_to(x, (2, 3)),
+                          nl.broadcast_to(nl.expand_dims(nl.max(x, axis=1), axis=1), (2, 3)))
+    assert fast._node is general._node                      # hash-consed: the same node
+    assert (x + col)._node is nl.add(x, nl.broadcast_to(col, (2, 3)))._node
+    assert (col * x[0]).shape == (2, 3) and (x[0] * col).dtype == np.float64
+    with pytest.raises(ValueError, match=r"shapes \(2, 3\) and \(2,\) cannot be broadcast"):
+        x + nl.asarray(np.ones(2))
+    np.testing.assert_array_equal(np.asarray(x[0] + col),
+                                  np.arange(3.0) + np.array([[1.0], [2.0]]))
 
 
 def test_hash_consing_still_shares_equal_nodes_and_sweeps_dead_ones(monkeypatch):
