@@ -38,10 +38,12 @@ class KernelParts:
     """
 
     def __init__(self, graph: Graph, kernel: LoopKernel, prefix: str = "",
-                 siblings: frozenset = frozenset()):
+                 siblings: frozenset = frozenset(), rows: frozenset = frozenset()):
         """`prefix` names this kernel's values apart from other phases of a row kernel;
-        `siblings` are the row's outputs, read through their output arrays (`o<pos>`)."""
+        `siblings` are the row's outputs, read through their output arrays (`o<pos>`);
+        `rows`, the row values it keeps without a buffer, are variables (`row<pos>`)."""
         self.graph, self.kernel, self.prefix, self.siblings = graph, kernel, prefix, siblings
+        self.rows = rows
         nodes = graph.nodes
         self.rank = len(nodes[kernel.space].shape)
         self.index = loop_index(self.rank)
@@ -71,6 +73,8 @@ class KernelParts:
         if node.op == "param":
             return self.rt_names[p][0]
         if p in self._reads and not (p in self.kernel.stores and idx == self.index):
+            if p in self.rows:         # an earlier phase's value for this row
+                return f"row{p}"
             if p in self.siblings:     # an earlier phase's output: named, read once per row
                 return self._assign(f"o{p}[{_subscript(idx)}]")
             return f"a{p}[{_subscript(idx)}]"
@@ -119,7 +123,12 @@ class KernelParts:
     def _stores(self) -> None:
         for p in self.kernel.stores:
             v = self.value(p, self.index)
-            self._line(f"o{p}[{_subscript(self.index)}] = {v}", range(self.rank))
+            self._line(self.store(p, self.index, v), range(self.rank))
+
+    def store(self, p: int, idx, expr: str) -> str:
+        """The statement storing `expr` as node `p` at index `idx` (a row value: its
+        variable)."""
+        return f"row{p} = {expr}" if p in self.rows else f"o{p}[{_subscript(tuple(idx))}] = {expr}"
 
     # -- reductions -------------------------------------------------------------------------
 
@@ -146,10 +155,11 @@ class RowParts:
 
     def __init__(self, graph: Graph, kernel: RowKernel):
         self.kernel, self.outer = kernel, kernel.outer
-        siblings = frozenset(kernel.outputs)
-        self.phases = [KernelParts(graph, ph, f"p{j}_", siblings)
+        siblings, self.rows = frozenset(kernel.written), frozenset(kernel.rows)
+        self.phases = [KernelParts(graph, ph, f"p{j}_", siblings, self.rows)
                        for j, ph in enumerate(kernel.phases)]
         self.rank = len(graph.nodes[kernel.space].shape)
+        self.row_dtypes = {p: graph.nodes[p].dtype for p in kernel.rows}
         names = {p: rt_names(p, graph.nodes[p]) for p in kernel.rts}
         self.args = (["n"] + [f"o{p}" for p in kernel.outputs] + [f"a{p}" for p in kernel.reads]
                      + [n for p in kernel.rts for n in names[p]])

@@ -50,10 +50,15 @@ class RowKernel:
     space: int                 # the full loop space (a phase may span only the outer dims)
     reads: tuple = ()
     rts: tuple = ()
+    rows: tuple = ()           # values per row only this kernel reads: kept in it, no buffer
+
+    @property
+    def written(self) -> list:
+        return [p for phase in self.phases for p in phase.outputs]
 
     @property
     def outputs(self) -> list:
-        return [p for phase in self.phases for p in phase.outputs]
+        return [p for p in self.written if p not in self.rows]
 
 
 @dataclass
@@ -283,7 +288,7 @@ def _reads(graph: Graph, k, materialized: set) -> set:
     if isinstance(k, HostKernel):
         return set(k.reads)
     found = {p for ph in _phases(k) for p, _ in walk(graph, ph, materialized)[0]}
-    return found - set(k.outputs) if isinstance(k, RowKernel) else found
+    return found - set(k.written) if isinstance(k, RowKernel) else found
 
 
 def _dependencies(graph: Graph, kernels: list) -> list[set]:
@@ -333,5 +338,17 @@ def _order(graph: Graph, kernels: list, materialized: set) -> Schedule:
         if isinstance(k, RowKernel):
             k.reads = tuple(sorted(_reads(graph, k, materialized)))
             k.rts = tuple(sorted({p for ph in k.phases for p in ph.rts}))
+    _keep_row_values(graph, kernels)
     buffers = tuple(p for k in kernels for p in k.outputs)
     return Schedule(kernels, buffers)
+
+
+def _keep_row_values(graph: Graph, kernels: list) -> None:
+    """A row kernel keeps the values it computes once per row (a reduction's result, a
+    phase over the outer dims only) to itself when no other kernel reads them and the step
+    does not return them: a row softmax writes no buffer for its max and its sum."""
+    elsewhere = set(graph.outputs).union(*(k.reads for k in kernels))
+    for k in kernels:
+        if isinstance(k, RowKernel):         # ranks, not sizes: the key fixes them
+            k.rows = tuple([p for p in k.written if p not in elsewhere
+                            and len(graph.nodes[p].shape) == k.outer])

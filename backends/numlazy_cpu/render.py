@@ -108,7 +108,7 @@ def _reduce_element(parts: KernelParts) -> list:
     init, update, red, acc_dtype, axes, out, result = _reduction_pieces(parts)
     levels = _place(parts, [{d} for d in axes])
     kept = [f"i{d}" for d in range(parts.rank) if d not in axes]
-    store = [f"{out}[{', '.join(kept)}] = {result}"]
+    store = [parts.store(parts.kernel.reduce, kept, result)]
     if len(axes) == 1 and _has_lanes(red, acc_dtype, levels[1] + update):
         index = f"i{axes[0]}"
         return levels[0] + init + _lanes(index, [], "0", f"n[{axes[0]}]", levels[1], update,

@@ -11,7 +11,7 @@ freed blocks in a pool keyed by their rounded size and hands them out again:
 2. The block goes back to the pool when the last array (view, reshape, slice) that uses the
    typed array's memory is gone: each typed array is built on a fresh memory owner object
    (a `MemoryPointer` on a GPU, an `__array_interface__` lease under the simulator) whose
-   finalizer returns the block. Numba's External Memory Management interface is not used:
+   `__del__` returns the block. Numba's External Memory Management interface is not used:
    the simulator lacks it (NUMBA_NOTES.md), and sitting above Numba's calls works on both.
 3. Out of memory: the pool is emptied (and Numba's pending frees flushed) and the allocation
    retried once; a second failure raises `OutOfMemoryError` naming the requested size and
@@ -26,7 +26,6 @@ from __future__ import annotations
 import gc
 import math
 import threading
-import weakref
 
 import numpy as np
 
@@ -134,13 +133,12 @@ class CachingAllocator:
         if self.simulator:
             from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
             owner = _Lease(block._ary, shape, strides, dtype)
-            array = FakeCUDAArray(np.asarray(owner))
-        else:
-            base = block.gpu_data
-            owner = _MemoryPointer(base.context, base.device_pointer, nbytes)
-            array = _DeviceNDArray(shape, strides, dtype, gpu_data=owner)
-        weakref.finalize(owner, self._give_back, block, size, nbytes)
-        return array
+            owner.lease = (self, block, size, nbytes)
+            return FakeCUDAArray(np.asarray(owner))
+        base = block.gpu_data
+        owner = _Owner(base.context, base.device_pointer, nbytes)
+        owner.lease = (self, block, size, nbytes)
+        return _DeviceNDArray(shape, strides, dtype, gpu_data=owner)
 
     def _give_back(self, block, size: int, nbytes: int) -> None:
         with self._lock:
@@ -212,13 +210,30 @@ class CachingAllocator:
             self._counts = {k: 0 for k in _COUNTS}
 
 
+def _give_back(lease) -> None:
+    """Return a collected owner's block to its allocator's pool (`__del__` of an owner: a
+    `weakref.finalize` per allocation cost 1.6 µs)."""
+    if lease is not None:
+        allocator, block, size, nbytes = lease
+        allocator._give_back(block, size, nbytes)
+
+
 def _bind_numba() -> None:
     """Bind numba.cuda's device-array classes on first use: numba-cuda is optional, and an
     import statement per allocation costs a microsecond."""
-    global _DeviceNDArray, _MemoryPointer
+    global _DeviceNDArray, _Owner
     from numba.cuda.cudadrv.devicearray import DeviceNDArray
     from numba.cuda.cudadrv.driver import MemoryPointer
-    _DeviceNDArray, _MemoryPointer = DeviceNDArray, MemoryPointer
+
+    class Owner(MemoryPointer):
+        """The memory of the typed arrays over one pooled block (every view and reshape
+        of them refers to it); its collection returns the block."""
+        lease = None
+
+        def __del__(self):
+            _give_back(self.lease)
+
+    _DeviceNDArray, _Owner = DeviceNDArray, Owner
 
 
 def _DeviceNDArray(*args, **kwargs):
@@ -226,9 +241,9 @@ def _DeviceNDArray(*args, **kwargs):
     return _DeviceNDArray(*args, **kwargs)
 
 
-def _MemoryPointer(*args):
+def _Owner(*args):
     _bind_numba()
-    return _MemoryPointer(*args)
+    return _Owner(*args)
 
 
 def _c_strides(shape: tuple, itemsize: int) -> tuple:
@@ -242,7 +257,12 @@ def _c_strides(shape: tuple, itemsize: int) -> tuple:
 class _Lease:
     """Simulator: the memory owner of a typed view of a pooled NumPy block. NumPy keeps a
     non-array base object alive for every view derived from the array, so this lease lives
-    exactly as long as any array that uses the memory."""
+    exactly as long as any array that uses the memory; its collection returns the block."""
+
+    lease = None
+
+    def __del__(self):
+        _give_back(self.lease)
 
     def __init__(self, block: np.ndarray, shape, strides, dtype):
         self._block = block

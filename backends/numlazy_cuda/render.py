@@ -355,10 +355,10 @@ class _Reduction:
             merge = ["if idx2 < idx and (acc2 == acc or (acc2 != acc2 and acc != acc)):",
                      "    idx = idx2", "else:"] + _indent(merge)
         self.merge = merge
-        self.out = f"o{parts.kernel.reduce}"
         # No element beat the init (argmax of all-False or all -inf): NumPy's first index.
         self.result = f"idx if idx != {BIG_INDEX} else 0" if red.with_index else \
             cast(out_dtype, "acc")
+        self.store = parts.store(parts.kernel.reduce, [f"i{d}" for d in self.kept], self.result)
 
     def shared(self) -> list:
         return [f"sacc = cuda.shared.array({MAX_THREADS}, {nb_type(self.acc_dtype)})",
@@ -437,7 +437,7 @@ def _reduction(parts: KernelParts, simulator: bool) -> list:
     if not r.kept:
         return _full_reduction(parts, r, simulator)
     kept, axes = r.kept, list(r.axes)
-    store = f"{r.out}[{', '.join(f'i{d}' for d in kept)}] = {r.result}"
+    store = r.store
     # One block per output element.
     body = r.shared() + [
         f"outer = {_product(kept)}",
@@ -512,28 +512,28 @@ def _row(row: RowParts, simulator: bool) -> list:
     every per-thread loop and branch, so each thread of a block reaches all of them."""
     outer, rank = row.outer, row.rank
     elements = _unravel("h", range(outer, rank))
-    head, block, thread = ["t = cuda.threadIdx.x"], [], []
+    head, block, thread = ["t = cuda.threadIdx.x"] + _row_shared(row), [], []
     for j, parts in enumerate(row.phases):
         if parts.kernel.reduce is not None:
             r = _Reduction(parts, simulator)
             per_row, per_element = _row_lines(parts, outer)
             head += [line for line in _phase(r.shared(), j) if line not in head]
             init, step = _phase(r.init, j), _phase(r.step, j)
-            store = _phase([f"{r.out}[{', '.join(f'i{d}' for d in r.kept)}] = {r.result}"], j)
-            block += per_row + init + ["for h in range(t, inner, cuda.blockDim.x):"] + \
+            store = _phase([r.store], j)
+            lines = per_row + init + ["for h in range(t, inner, cuda.blockDim.x):"] + \
                 _indent(elements + per_element + step) + _phase(r.tree(), j) + \
                 ["if t == 0:"] + _indent(store)
             thread += per_row + init + ["for h in range(inner):"] + \
                 _indent(elements + per_element + step) + store
         elif parts.rank == outer:          # over the rows only: one value per row
-            block += ["if t == 0:"] + _indent(parts.lines)
+            lines = ["if t == 0:"] + _indent(parts.lines)
             thread += parts.lines
         else:
             per_row, per_element = _row_lines(parts, outer)
-            block += per_row + ["for h in range(t, inner, cuda.blockDim.x):"] + \
+            lines = per_row + ["for h in range(t, inner, cuda.blockDim.x):"] + \
                 _indent(elements + per_element)
             thread += per_row + ["for h in range(inner):"] + _indent(elements + per_element)
-        block.append("cuda.syncthreads()")
+        block += _barrier(lines)
     sizes = [f"outer = {_product(range(outer))}", f"inner = {_product(range(outer, rank))}"]
     body = head + sizes + ["for g in range(cuda.blockIdx.x, outer, cuda.gridDim.x):"] + \
         _indent(_unravel("g", range(outer)) + block)
@@ -544,6 +544,29 @@ def _row(row: RowParts, simulator: bool) -> list:
     if _has_exact(row):
         out += _def("exact", row.args, _exact_row(row, simulator), simulator, ROW_BOUNDS)
     return out
+
+
+# A row value the kernel keeps (`row<pos>`, no buffer: fusion's `RowKernel.rows`) is computed
+# by thread 0 in the block variants; it reaches the block's other threads through shared
+# memory, after the phase's barrier. The `thread` variant's rows are one thread's variables.
+
+_ROW_STORE = re.compile(r"^(\s*)row(\d+) = ")
+
+
+def _row_shared(row: RowParts) -> list:
+    return [f"srow{p} = cuda.shared.array(1, {nb_type(d)})" for p, d in row.row_dtypes.items()]
+
+
+def _barrier(lines) -> list:
+    """A block's phase `lines`, its barrier, then every thread's read of the row values
+    thread 0 stored in the phase (into shared memory)."""
+    stored = []
+
+    def shared(m):
+        stored.append(m.group(2))
+        return f"{m.group(1)}srow{m.group(2)}[0] = "
+    lines = [_ROW_STORE.sub(shared, line) for line in lines]
+    return lines + ["cuda.syncthreads()"] + [f"row{p} = srow{p}[0]" for p in stored]
 
 
 # -- row kernels with the row in registers ---------------------------------------------------
@@ -637,7 +660,7 @@ def _exact_row(row: RowParts, simulator: bool) -> list:
             lines = [line.replace(read, name) for line in lines]
         return lines
 
-    body = ["t = cuda.threadIdx.x"]
+    body = ["t = cuda.threadIdx.x"] + _row_shared(row)
     for j, (_, _, _, r) in enumerate(phases):
         if r is not None:
             body += [line for line in _phase(r.shared(), j) if line not in body]
@@ -651,17 +674,15 @@ def _exact_row(row: RowParts, simulator: bool) -> list:
     phase_lines = []
     for j, (kind, per_row, per_element, r) in enumerate(phases):
         if kind == "row":
-            phase_lines += ["if t == 0:"] + _indent(per_row)
+            lines = ["if t == 0:"] + _indent(per_row)
         else:
-            lines = registers(per_element)
-            phase_lines += per_row + (_phase(r.init, j) if r is not None else [])
+            lines, element = per_row + (_phase(r.init, j) if r is not None else []), \
+                registers(per_element)
             for u in range(slots):
-                phase_lines += at(lines, u)
+                lines += at(element, u)
             if r is not None:
-                store = f"{r.out}[{', '.join(f'i{d}' for d in r.kept)}] = {r.result}"
-                phase_lines += _phase(r.tree(), j) + ["if t == 0:"] + \
-                    _indent(_phase([store], j))
-        phase_lines.append("cuda.syncthreads()")
+                lines += _phase(r.tree(), j) + ["if t == 0:"] + _indent(_phase([r.store], j))
+        phase_lines += _barrier(lines)
     return body + _indent(head + phase_lines)
 
 

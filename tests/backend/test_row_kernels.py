@@ -63,6 +63,39 @@ def test_row_softmax_with_the_exponentials_kept(device, shape):
     assert_like_numpy(out, want, rtol=2e-6)
 
 
+def _row_buffers(device, arrays):
+    """The positions the step's schedule gives buffers, and the row kernel's kept values."""
+    from numlazy import fusion, ir
+    from numlazy.registry import backend_for
+    graph = ir.Graph([a._node for a in arrays])
+    backend = backend_for(arrays[0].device)
+    schedule = fusion.partition(graph, backend.can_lower, backend.fuses_rows)
+    rows = [p for k in schedule.kernels for p in getattr(k, "rows", ())]
+    return [graph.nodes[p] for p in schedule.buffers], [graph.nodes[p] for p in rows]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_row_values_nobody_else_reads_get_no_buffer(device, shape):
+    host = np.random.default_rng(7).normal(size=shape)
+    x = on(device, host)
+    inv = 1.0 / nl.sum(x * x, axis=1)                       # a phase over the rows only
+    y = x * nl.expand_dims(inv, axis=1) - nl.max(x, axis=1, keepdims=True)
+    _, out = softmax(x)
+    kept = nl.min(x, axis=1)                                 # the step returns it
+    z = x - nl.expand_dims(kept, axis=1)
+    del inv
+    if device.split(":")[0] in COMPILED:
+        buffers, rows = _row_buffers(device, [y, out, kept, z])
+        assert {id(n) for n in buffers} == {id(a._node) for a in (y, out, kept, z)}
+        assert sorted(n.op for n in rows) == ["max", "sum", "sum"]     # one max: hash-consed
+    step(device, 1)
+    assert_like_numpy(y, host / (host * host).sum(1, keepdims=True) - host.max(1, keepdims=True),
+                      rtol=1e-12)
+    assert_like_numpy(out, np_softmax(host)[1], rtol=1e-13)
+    assert_like_numpy(kept, host.min(1))
+    assert_like_numpy(z, host - host.min(1, keepdims=True))
+
+
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_row_phases_of_every_reduction_kind(device, shape):
     rng = np.random.default_rng(2)
