@@ -65,6 +65,7 @@ class CachingAllocator:
         self.cuda, self.index, self.simulator, self.limit = cuda, index, simulator, limit
         self._lock = threading.RLock()
         self._pool: dict[int, list] = {}          # rounded size -> free blocks
+        self._leases: dict[int, tuple] = {}       # id(owner) -> (block, size, nbytes)
         self._cur = {k: 0 for k in _TRACKED}
         self._peak = dict(self._cur)
         self._alloc = dict(self._cur)
@@ -131,14 +132,26 @@ class CachingAllocator:
         """A typed array over `block` whose memory owner returns the block when collected."""
         strides = _c_strides(shape, dtype.itemsize)
         if self.simulator:
-            from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
             owner = _Lease(block._ary, shape, strides, dtype)
-            owner.lease = (self, block, size, nbytes)
+        else:
+            base = block.gpu_data
+            owner = _Owner(base.context, base.device_pointer, nbytes)
+        # The lease lives here, not on the owner: an owner collected in a reference cycle
+        # would take the block into the cycle's garbage, whose weakref callbacks (Numba's
+        # free of the block's memory) run before `__del__` could return it.
+        self._leases[id(owner)] = (block, size, nbytes)
+        owner.allocator = self
+        if self.simulator:
+            from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
             return FakeCUDAArray(np.asarray(owner))
-        base = block.gpu_data
-        owner = _Owner(base.context, base.device_pointer, nbytes)
-        owner.lease = (self, block, size, nbytes)
         return _DeviceNDArray(shape, strides, dtype, gpu_data=owner)
+
+    def _return(self, owner_id: int) -> None:
+        """A collected owner's block back to the pool (its `__del__`: a `weakref.finalize`
+        per allocation cost 1.6 µs)."""
+        lease = self._leases.pop(owner_id, None)
+        if lease is not None:
+            self._give_back(*lease)
 
     def _give_back(self, block, size: int, nbytes: int) -> None:
         with self._lock:
@@ -210,14 +223,6 @@ class CachingAllocator:
             self._counts = {k: 0 for k in _COUNTS}
 
 
-def _give_back(lease) -> None:
-    """Return a collected owner's block to its allocator's pool (`__del__` of an owner: a
-    `weakref.finalize` per allocation cost 1.6 µs)."""
-    if lease is not None:
-        allocator, block, size, nbytes = lease
-        allocator._give_back(block, size, nbytes)
-
-
 def _bind_numba() -> None:
     """Bind numba.cuda's device-array classes on first use: numba-cuda is optional, and an
     import statement per allocation costs a microsecond."""
@@ -228,10 +233,11 @@ def _bind_numba() -> None:
     class Owner(MemoryPointer):
         """The memory of the typed arrays over one pooled block (every view and reshape
         of them refers to it); its collection returns the block."""
-        lease = None
+        allocator = None
 
         def __del__(self):
-            _give_back(self.lease)
+            if self.allocator is not None:
+                self.allocator._return(id(self))
 
     _DeviceNDArray, _Owner = DeviceNDArray, Owner
 
@@ -259,10 +265,11 @@ class _Lease:
     non-array base object alive for every view derived from the array, so this lease lives
     exactly as long as any array that uses the memory; its collection returns the block."""
 
-    lease = None
+    allocator = None
 
     def __del__(self):
-        _give_back(self.lease)
+        if self.allocator is not None:
+            self.allocator._return(id(self))
 
     def __init__(self, block: np.ndarray, shape, strides, dtype):
         self._block = block
