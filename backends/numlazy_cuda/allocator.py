@@ -178,11 +178,11 @@ class CachingAllocator:
         # Drop every reference before the flush (a loop variable over the blocks would keep
         # the last one alive: on the H200 its 64 MiB stayed with the process).
         pool = blocks = None
-        if not self.simulator:       # Numba defers frees; flush them so the memory is back
-            try:
-                self.cuda.current_context().deallocations.clear()
-            except Exception:
-                pass
+        if not self.simulator:       # Numba's memory manager defers frees: flush them
+            pending = getattr(self.cuda.current_context().memory_manager, "deallocations",
+                              None)     # (an external memory manager frees on its own)
+            if pending is not None:
+                pending.clear()
 
     def cached_bytes(self) -> int:
         with self._lock:
