@@ -91,24 +91,31 @@ def _reduction_loops(parts: KernelParts) -> list:
     return _loops(kept, [[]] * (len(kept) + 1), _reduce_element(parts))
 
 
-def _reduction_pieces(parts: KernelParts):
+def _reduction_pieces(parts: KernelParts, select: bool = False):
+    """(init, update, finish, ...): `finish` goes after the loop that runs `update`.
+    `select`: max and min as a select with NaNs noted aside (`Reduction.select`)."""
     lines, red, acc_dtype, out_dtype, axes, flat = parts.reduction()
     # Sums and products fold the value in the accumulator's dtype (float32 -> float64).
     value = [] if red.with_index or acc_dtype.kind == "b" else [f"v = {cast(acc_dtype, 'v')}"]
     init = [f"acc = {cast(acc_dtype, red.init(acc_dtype))}", "idx = 0"]
-    update = lines[-1:] + value + ([f"k = {flat}"] if red.with_index else []) + \
-        red.update.split("\n")
+    rule, finish = red.update.split("\n"), []
+    if select and red.select is not None:
+        rule = [red.select]
+        if acc_dtype.kind == "f":
+            init, rule, finish = init + ["seen = False"], rule + ["seen |= v != v"], \
+                ["if seen:", "    acc = nan"]
+    update = lines[-1:] + value + ([f"k = {flat}"] if red.with_index else []) + rule
     result = "idx" if red.with_index else cast(out_dtype, "acc")
-    return init, update, red, acc_dtype, axes, f"o{parts.kernel.reduce}", result
+    return init, update, finish, red, acc_dtype, axes, f"o{parts.kernel.reduce}", result
 
 
 def _reduce_element(parts: KernelParts) -> list:
     """One output element of a reduction over some axes (the kept ones are set outside):
     init, inner loops, store. Over one axis, a float sum or product runs in lanes."""
-    init, update, red, acc_dtype, axes, out, result = _reduction_pieces(parts)
+    init, update, finish, red, acc_dtype, axes, out, result = _reduction_pieces(parts, True)
     levels = _place(parts, [{d} for d in axes])
     kept = [f"i{d}" for d in range(parts.rank) if d not in axes]
-    store = [parts.store(parts.kernel.reduce, kept, result)]
+    store = finish + [parts.store(parts.kernel.reduce, kept, result)]
     if len(axes) == 1 and _has_lanes(red, acc_dtype, levels[1] + update):
         index = f"i{axes[0]}"
         return levels[0] + init + _lanes(index, [], "0", f"n[{axes[0]}]", levels[1], update,
@@ -160,7 +167,7 @@ def _lanes(var: str, unravel: list, lo: str, hi: str, body: list, update: list, 
         _indent(unravel + body + update, 1)
 
 
-_ACCUMULATOR_NAMES = re.compile(r"\b(acc(?:_l\d)?|idx|v|k)\b")
+_ACCUMULATOR_NAMES = re.compile(r"\b(acc(?:_l\d)?|idx|v|k|seen)\b")
 
 
 def _row_loops(row: RowParts) -> list:
@@ -198,14 +205,14 @@ def _chunk_bounds(total: str) -> list:
 
 def _full_reduction(parts: KernelParts) -> list:
     """Every dim reduced: the flat range cut into chunks, one scalar accumulator each."""
-    init, update, red, acc_dtype, _, out, result = _reduction_pieces(parts)
+    init, update, finish, red, acc_dtype, _, out, result = _reduction_pieces(parts, True)
     top, inner = _place(parts, [set(range(parts.rank))])
     unravel = _unravel("f", range(parts.rank))
     if _has_lanes(red, acc_dtype, inner + update):
         loop = _lanes("f", unravel, "lo", "hi", inner, update, red, acc_dtype)
     else:
         loop = ["for f in range(lo, hi):"] + _indent(unravel + inner + update, 1)
-    chunk = init + _chunk_bounds("total") + loop + ["accs[c] = acc", "idxs[c] = idx"]
+    chunk = init + _chunk_bounds("total") + loop + finish + ["accs[c] = acc", "idxs[c] = idx"]
     return top + [
         f"total = {_product(range(parts.rank))}",
         f"accs = empty(chunks, {acc_dtype.type.__name__})",
@@ -225,7 +232,7 @@ def _column_reduction(parts: KernelParts) -> list:
     in parallel, each with a row of accumulators read along memory order, merged after.
     Values that depend only on the row (`sigmoid(z)[i]` in `X.T @ sigmoid(z)`) are computed
     once per row."""
-    _, update, red, acc_dtype, axes, out, result = _reduction_pieces(parts)
+    _, update, _, red, acc_dtype, axes, out, result = _reduction_pieces(parts)
     kept = range(len(axes), parts.rank)
     top, per_row, per_element = _place(parts, [set(axes), set(kept)])
     init = cast(acc_dtype, red.init(acc_dtype))
