@@ -9,8 +9,10 @@ skipped with a note when its package is missing: CuPy eager, `cupy.fuse`, JAX ji
 precision and, where nl.backends exists, at "fast".
 
 Each figure is the median wall time of one call after warm-up, synchronized (record, key,
-lookup, allocate, launch and wait for numlazy); TB/s counts the minimum bytes moved. Every
-implementation is checked against a float64 NumPy reference before it is timed.
+lookup, allocate, launch and wait for numlazy); TB/s counts the minimum bytes moved. Rows
+"10 calls a wait" (numlazy, cupy.fuse, JAX, torch.compile) time 10 calls and one wait, per
+call: throughput when a loop does not wait each step, host time hidden behind the GPU's.
+Every implementation is checked against a float64 NumPy reference before it is timed.
 """
 from __future__ import annotations
 
@@ -47,6 +49,17 @@ def report(work, impl, secs, nbytes, note=""):
     print(f"{work:8s} {impl:28s} {secs * 1e3:9.3f} ms {tbs:6.2f} TB/s {note}", flush=True)
 
 
+QUEUED = "10 calls a wait"
+QUEUED_NOTE = "launches queue, so host time overlaps the GPU's: throughput"
+
+
+def report_queued(work, call, sync, nbytes):
+    """The time per call of 10 calls and one wait: what a loop that does not wait every
+    step gets (like for like: numlazy and the anchors that queue)."""
+    secs = timeit(lambda: [call() for _ in range(10)], sync, reps=5, warm=1) / 10
+    report(work, f"  {QUEUED}", secs, nbytes, QUEUED_NOTE)
+
+
 def check(name, got, want, rtol):
     got = np.asarray(got, dtype=np.float64)
     err = np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-300)
@@ -70,9 +83,7 @@ def time_numlazy(work, record, want, rtol, nbytes, dev, sync, label=""):
             step()
             kernels = (nl.metrics.counter_value("KernelLaunch") or 0) - launches
             report(work, name, timeit(step, sync), nbytes, f"{kernels} kernel(s)")
-            queued = timeit(lambda: [step() for _ in range(10)], sync, reps=5, warm=1) / 10
-            report(work, "  10 steps a wait", queued, nbytes,
-                   "launches queue, so host time overlaps the GPU's: the kernels' own time")
+            report_queued(work, step, sync, nbytes)
 
 
 def anchors():
@@ -141,6 +152,7 @@ def main():
                 return cp.sin(x) * y + 0.5 * z * z - x
             check("cupy.fuse chain", cp.asnumpy(fused(ca, cb, cc)), want, 1e-5)
             report("chain", "cupy.fuse", timeit(lambda: fused(ca, cb, cc), csync), nbytes)
+            report_queued("chain", lambda: fused(ca, cb, cc), csync, nbytes)
             del ca, cb, cc
         if jax:
             import jax.numpy as jnp
@@ -149,6 +161,7 @@ def main():
             check("jax chain", np.asarray(f(ja, jb, jc)), want, 1e-5)
             report("chain", "jax jit", timeit(lambda: f(ja, jb, jc).block_until_ready(),
                                               lambda: None), nbytes)
+            _jax_queued("chain", lambda: f(ja, jb, jc), nbytes)
             del ja, jb, jc
         if torch:
             _torch_compiled("chain", torch, host, want, nbytes,
@@ -171,6 +184,7 @@ def main():
             check("jax dotsum", float(f(ja, jb)), want, 1e-4)
             report("dotsum", "jax jit", timeit(lambda: f(ja, jb).block_until_ready(),
                                                lambda: None), nbytes)
+            _jax_queued("dotsum", lambda: f(ja, jb), nbytes)
             del ja, jb
         if torch:
             _torch_compiled("dotsum", torch, host[:2], want, nbytes,
@@ -207,6 +221,7 @@ def main():
             check("jax softmax", np.asarray(f(jx)), want, 1e-5)
             report("softmax", "jax jit", timeit(lambda: f(jx).block_until_ready(),
                                                 lambda: None), nbytes)
+            _jax_queued("softmax", lambda: f(jx), nbytes)
             del jx
         if torch:
             _torch_compiled("softmax", torch, [xh], want, nbytes,
@@ -257,6 +272,16 @@ def main():
         print(f"| {work} | {impl} | {secs * 1e3:.3f} | {tbs:.2f} | {note} |")
 
 
+def _jax_queued(work, call, nbytes):
+    """JAX dispatches asynchronously: 10 calls, then wait for the last result."""
+    last = []
+
+    def one():
+        last[:] = [call()]                # the last result only: it is the one waited for
+
+    report_queued(work, one, lambda: last and last[-1].block_until_ready(), nbytes)
+
+
 def _torch_compiled(work, torch, host, want, nbytes, fn):
     try:
         xs = [torch.from_numpy(h).cuda() for h in host]
@@ -264,6 +289,7 @@ def _torch_compiled(work, torch, host, want, nbytes, fn):
         check(f"torch.compile {work}", f(*xs).cpu().numpy(), want,
               1e-4 if work == "dotsum" else 1e-5)
         report(work, "torch.compile", timeit(lambda: f(*xs), torch.cuda.synchronize), nbytes)
+        report_queued(work, lambda: f(*xs), torch.cuda.synchronize, nbytes)
     except Exception as exc:          # an anchor's failure is reported, not fatal
         print(f"# torch.compile {work} skipped: {exc!r}"[:300])
 
