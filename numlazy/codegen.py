@@ -38,12 +38,15 @@ class KernelParts:
     """
 
     def __init__(self, graph: Graph, kernel: LoopKernel, prefix: str = "",
-                 siblings: frozenset = frozenset(), rows: frozenset = frozenset()):
+                 siblings: frozenset = frozenset(), rows: frozenset = frozenset(),
+                 stash: dict = None, unstash: dict = None):
         """`prefix` names this kernel's values apart from other phases of a row kernel;
         `siblings` are the row's outputs, read through their output arrays (`o<pos>`);
-        `rows`, the row values it keeps without a buffer, are variables (`row<pos>`)."""
+        `rows`, the row values it keeps without a buffer, are variables (`row<pos>`).
+        `stash` {node: output}: also store the node's value at the loop index in that
+        output array; `unstash` {node: output}: read it back from there (`RowParts`)."""
         self.graph, self.kernel, self.prefix, self.siblings = graph, kernel, prefix, siblings
-        self.rows = rows
+        self.rows, self.stash, self.unstash = rows, stash or {}, unstash or {}
         nodes = graph.nodes
         self.rank = len(nodes[kernel.space].shape)
         self.index = loop_index(self.rank)
@@ -72,6 +75,8 @@ class KernelParts:
         node, nodes = self.graph.nodes[p], self.graph.nodes
         if node.op == "param":
             return self.rt_names[p][0]
+        if p in self.unstash and idx == self.index:       # an earlier phase stored it
+            return self._assign(f"o{self.unstash[p]}[{_subscript(idx)}]")
         if p in self._reads and not (p in self.kernel.stores and idx == self.index):
             if p in self.rows:         # an earlier phase's value for this row
                 return f"row{p}"
@@ -99,7 +104,10 @@ class KernelParts:
         for s, want in zip(srcs, loop):
             v = self.value(s, idx)
             args.append(v if nodes[s].dtype == want else cast(want, v))
-        return self._assign(cast(node.dtype, op.template(loop).format(*args)))
+        name = self._assign(cast(node.dtype, op.template(loop).format(*args)))
+        if p in self.stash and idx == self.index:
+            self._line(self.store(self.stash[p], idx, name), range(self.rank))
+        return name
 
     def _assign(self, expr: str) -> str:
         name = f"{self.prefix}v{len(self.lines)}"
@@ -153,16 +161,50 @@ class RowParts:
     """A `RowKernel`: one `KernelParts` per phase (values named apart) under one argument
     list: `n`, the row's outputs, its reads, its runtime values."""
 
-    def __init__(self, graph: Graph, kernel: RowKernel):
+    def __init__(self, graph: Graph, kernel: RowKernel, stash: bool = False):
+        """`stash`: a value a reduction phase folds, that a later phase needs again at the
+        same element, goes through that phase's output array instead of being computed
+        twice (a row softmax's exp, as a hand-written CPU loop does: the row is still in
+        cache). Off where the row stays in registers (CUDA's `exact`)."""
         self.kernel, self.outer = kernel, kernel.outer
         siblings, self.rows = frozenset(kernel.written), frozenset(kernel.rows)
-        self.phases = [KernelParts(graph, ph, f"p{j}_", siblings, self.rows)
-                       for j, ph in enumerate(kernel.phases)]
+
+        def build(stashes):
+            return [KernelParts(graph, ph, f"p{j}_", siblings, self.rows,
+                                {e: p for e, (k, p) in stashes.items() if k == j},
+                                {e: p for e, (k, p) in stashes.items() if k < j
+                                 and p in ph.stores})
+                    for j, ph in enumerate(kernel.phases)]
+        self.phases = build({})
+        stashes = self._stashes(graph) if stash else None
+        if stashes:
+            self.phases = build(stashes)
         self.rank = len(graph.nodes[kernel.space].shape)
         self.row_dtypes = {p: graph.nodes[p].dtype for p in kernel.rows}
         names = {p: rt_names(p, graph.nodes[p]) for p in kernel.rts}
         self.args = (["n"] + [f"o{p}" for p in kernel.outputs] + [f"a{p}" for p in kernel.reads]
                      + [n for p in kernel.rts for n in names[p]])
+
+
+    def _stashes(self, graph: Graph) -> dict:
+        """{node: (reduction phase, output)}: the computed node a reduction phase folds,
+        where a later phase over every dim reads it at its own element and stores an
+        output of its dtype (each output stashes one node)."""
+        found, used = {}, set()
+        for k, ph in enumerate(self.kernel.phases):
+            e = ph.space
+            if ph.reduce is None or graph.nodes[e].is_leaf or e in self.kernel.written or \
+                    ops.TABLE[graph.nodes[e].op].kind != ops.ELEMENTWISE:
+                continue                   # (a written node is read from its own array)
+            for later in self.phases[k + 1:]:
+                if later.rank == self.phases[k].rank and (e, later.index) in later._memo:
+                    stores = [p for p in later.kernel.stores if p not in used
+                              and graph.nodes[p].dtype == graph.nodes[e].dtype]
+                    if stores:
+                        found[e] = (k, stores[0])
+                        used.add(stores[0])
+                        break
+        return found
 
 
 _INDEX_VAR = re.compile(r"\bi(\d+)\b")

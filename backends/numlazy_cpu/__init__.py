@@ -41,7 +41,8 @@ class CpuBackend(Backend):
         return self.pool.allocate(shape, dtype)
 
     def kernel_source(self, kernel, graph):
-        parts = (RowParts if isinstance(kernel, RowKernel) else KernelParts)(graph, kernel)
+        parts = RowParts(graph, kernel, stash=True) if isinstance(kernel, RowKernel) else \
+            KernelParts(graph, kernel)
         source = render(parts, PRELUDE, fastmath("cpu", graph, kernel))
         if complex_math.used_by(source):
             source += complex_math.module_text('njit(inline="always")')

@@ -233,3 +233,20 @@ def test_cuda_row_kernel_barriers_are_reached_by_every_thread(simulator):
                         uniform = (isinstance(p, ast.For) and ast.unparse(p.target) == "g") or \
                             (isinstance(p, ast.While) and ast.unparse(p.test) == "s > 0")
                         assert uniform or isinstance(p, ast.Expr), ast.unparse(p)[:200]
+
+
+def test_cpu_row_softmax_computes_each_exp_once():
+    """The sum phase stores exp(x - max) in the output; the division reads it back."""
+    from numlazy import fusion, ir
+    from numlazy.registry import backend_for
+    host = np.random.default_rng(8).normal(size=(3, 70))
+    x = on("cpu", host)
+    _, out = softmax(x)
+    graph = ir.Graph([out._node])
+    backend = backend_for(out.device)
+    (kernel,) = fusion.partition(graph, backend.can_lower, backend.fuses_rows).kernels
+    source = backend.kernel_source(kernel, graph)
+    body = source[source.index("def serial"):]
+    assert body.count("exp(") == 1
+    step("cpu", 1)
+    assert_like_numpy(out, np_softmax(host)[1], rtol=1e-13)
