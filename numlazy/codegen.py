@@ -136,7 +136,9 @@ class KernelParts:
     def store(self, p: int, idx, expr: str) -> str:
         """The statement storing `expr` as node `p` at index `idx` (a row value: its
         variable)."""
-        return f"row{p} = {expr}" if p in self.rows else f"o{p}[{_subscript(tuple(idx))}] = {expr}"
+        if p in self.rows:
+            return f"row{p} = {expr}"
+        return f"o{p}[{_subscript(tuple(idx))}] = {expr}"
 
     # -- reductions -------------------------------------------------------------------------
 
@@ -184,7 +186,6 @@ class RowParts:
         names = {p: rt_names(p, graph.nodes[p]) for p in kernel.rts}
         self.args = (["n"] + [f"o{p}" for p in kernel.outputs] + [f"a{p}" for p in kernel.reads]
                      + [n for p in kernel.rts for n in names[p]])
-
 
     def _stashes(self, graph: Graph) -> dict:
         """{node: (reduction phase, output)}: the computed node a reduction phase folds,

@@ -579,9 +579,10 @@ def _barrier(lines) -> list:
 # iteration). There are no guards: measured on an H200 (bench/cuda_rows.py, NOTES "CUDA
 # v3"), guarded elements for shorter rows cost registers and ran slower than `block`. With
 # unsigned subscripts and no launch bounds (NOTES "CUDA v4"), 16 elements a thread ran a
-# 4096-wide softmax in 0.288 ms (40 registers), 8 in 0.318 ms (32).
+# 4096-wide softmax in 0.288 ms (40 registers), 8 in 0.318 ms (32); measured again with row
+# values in shared memory (NOTES, session 12): 16 in 0.280, 8 in 0.284, within noise.
 
-ROW_CACHE = 8                # elements per thread (a row of 4096 with 512 threads); 16: 0.280 ms against 0.284, within noise
+ROW_CACHE = 8                # elements per thread (a row of 4096 with 512 threads)
 ROW_CACHE_SIMULATOR = 2      # small rows under the simulator (a row of 64 with 32 threads)
 ROW_CACHE_READS = 4          # inputs kept in registers, at most (ROW_CACHE values each)
 ROW_BOUNDS = None            # launch bounds (most threads, fewest blocks an SM holds), or
