@@ -350,9 +350,9 @@ def _reduce(name: str, x, axis=None, keepdims=False, dtype=None) -> Array:
     out = Array(ir.make(name, (x._node,), (axes,), (), shape, out_dtype, x.device))
     if not keepdims:
         return out
-    kept = tuple(["n" if d in axes else "f" for d in range(x.ndim)])   # expand_dims(out, axes)
-    return _view("slice", out, kept, (), tuple([1 if d in axes else s
-                                                 for d, s in enumerate(x.shape)]))
+    # expand_dims(out, axes), without checking again what was checked above
+    return _index_view("expand_dims", out, [("n",) if d in axes else ("f",)
+                                            for d in range(x.ndim)])
 
 
 def _make_reduction(name):

@@ -223,6 +223,17 @@ class CachingAllocator:
             self._counts = {k: 0 for k in _COUNTS}
 
 
+class _Returning:
+    """A memory owner whose collection returns its block to `allocator` (which holds the
+    lease, keyed by the owner's id)."""
+
+    allocator = None
+
+    def __del__(self):
+        if self.allocator is not None:
+            self.allocator._return(id(self))
+
+
 def _bind_numba() -> None:
     """Bind numba.cuda's device-array classes on first use: numba-cuda is optional, and an
     import statement per allocation costs a microsecond."""
@@ -230,14 +241,9 @@ def _bind_numba() -> None:
     from numba.cuda.cudadrv.devicearray import DeviceNDArray
     from numba.cuda.cudadrv.driver import MemoryPointer
 
-    class Owner(MemoryPointer):
+    class Owner(_Returning, MemoryPointer):
         """The memory of the typed arrays over one pooled block (every view and reshape
-        of them refers to it); its collection returns the block."""
-        allocator = None
-
-        def __del__(self):
-            if self.allocator is not None:
-                self.allocator._return(id(self))
+        of them refers to it)."""
 
     _DeviceNDArray, _Owner = DeviceNDArray, Owner
 
@@ -260,16 +266,10 @@ def _c_strides(shape: tuple, itemsize: int) -> tuple:
     return tuple(reversed(strides))
 
 
-class _Lease:
+class _Lease(_Returning):
     """Simulator: the memory owner of a typed view of a pooled NumPy block. NumPy keeps a
     non-array base object alive for every view derived from the array, so this lease lives
-    exactly as long as any array that uses the memory; its collection returns the block."""
-
-    allocator = None
-
-    def __del__(self):
-        if self.allocator is not None:
-            self.allocator._return(id(self))
+    exactly as long as any array that uses the memory."""
 
     def __init__(self, block: np.ndarray, shape, strides, dtype):
         self._block = block

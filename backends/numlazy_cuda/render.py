@@ -677,8 +677,8 @@ def _exact_row(row: RowParts, simulator: bool) -> list:
         if kind == "row":
             lines = ["if t == 0:"] + _indent(per_row)
         else:
-            lines, element = per_row + (_phase(r.init, j) if r is not None else []), \
-                registers(per_element)
+            lines = per_row + (_phase(r.init, j) if r is not None else [])
+            element = registers(per_element)
             for u in range(slots):
                 lines += at(element, u)
             if r is not None:
