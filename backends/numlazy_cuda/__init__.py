@@ -248,6 +248,7 @@ class Elementwise(_Launcher):
         self.rank = rank
         self.flat = self.kernel("flat")
         self.rows = self.kernel("rows")
+        self.lanes = module.LANES          # elements per thread and iteration of `flat`
 
     def __call__(self, sizes, outs, ins, rts):
         total = math.prod(sizes)
@@ -260,7 +261,8 @@ class Elementwise(_Launcher):
             blocks = min(total // last, self.max_blocks)
             self.rows(blocks, threads, (n, *outs, *ins, *rts))
         else:
-            blocks = min((total + self.threads - 1) // self.threads, self.max_blocks)
+            per_block = self.threads * self.lanes
+            blocks = min((total + per_block - 1) // per_block, self.max_blocks)
             self.flat(blocks, self.threads, (n, *outs, *ins, *rts))
 
 

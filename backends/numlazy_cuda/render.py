@@ -37,6 +37,8 @@ import numlazy
 from numlazy import complex_math, ops
 from numlazy.codegen import CONSTANTS, DTYPE_NAMES, KernelParts, RowParts, cast
 
+from . import vector
+
 # Block size of the shared-memory trees; launches use at most this many threads per block.
 MAX_THREADS = 256
 BIG_INDEX = 1 << 62          # index of an empty partial: loses every tie
@@ -167,6 +169,9 @@ GPU_MATH_NAMES = {
 }
 
 
+VECTOR_IMPORT = "from numlazy_cuda.vector import aligned16, vldg, vstore"
+
+
 def prelude(simulator: bool) -> str:
     """The module head binding the vocabulary and dtype names for the GPU or the simulator."""
     head = [
@@ -179,8 +184,9 @@ def prelude(simulator: bool) -> str:
     ]
     if simulator:
         head.append(f"from numpy import {', '.join(ops.VOCABULARY)}")
+        head.append(VECTOR_IMPORT)
         return "\n".join(head) + "\n" + SIMULATOR_MATH
-    head.append("from numba.cuda import libdevice")
+    head += ["from numba.cuda import libdevice", VECTOR_IMPORT]
     head += [f"{name} = math.{fn}" for name, fn in sorted(GPU_MATH_NAMES.items())]
     helpers = set(ops.VOCABULARY) - set(GPU_MATH_NAMES)
     missing = [n for n in helpers if f"def {n}(" not in GPU_MATH]
@@ -316,10 +322,12 @@ def _def(name: str, args, body, simulator, launch_bounds=None) -> list:
 
 def _elementwise(parts: KernelParts, simulator: bool) -> list:
     rank, lines = parts.rank, parts.lines
-    body = [f"total = {_product(range(rank))}",
-            "for f in range(cuda.grid(1), total, cuda.gridsize(1)):"]
+    vector = _vector_loop(parts)
+    body = [f"total = {_product(range(rank))}"] + (vector or ["start = cuda.grid(1)"]) + [
+        "for f in range(start, total, cuda.gridsize(1)):"]
     body += _indent(_unravel("f", range(rank)) + lines)
-    out = _def("flat", parts.args, body, simulator)
+    out = [f"LANES = {_lanes(parts) if vector else 1}", ""] + \
+        _def("flat", parts.args, body, simulator)
     if rank >= 2:
         last = rank - 1
         body = [f"outer = {_product(range(last))}",
@@ -329,6 +337,70 @@ def _elementwise(parts: KernelParts, simulator: bool) -> list:
         body += _indent(lines, 2)
         out += _def("rows", parts.args, body, simulator)
     return out
+
+
+# -- 16-byte accesses ------------------------------------------------------------------------
+# A rank-1 elementwise kernel whose arrays are read and written at the loop index reads each
+# with one 16-byte load per `lanes` elements and writes each with one 16-byte store (see
+# vector.py), when every such array has one itemsize (4 or 8 bytes) and is 16-byte aligned
+# at run time; otherwise, and for the tail, the scalar loop runs.
+
+_AT_INDEX = re.compile(r"\b([ao])(\d+)\[i0\]")
+_STORE = re.compile(r"^o(\d+)\[i0\] = (.*)$")
+_OUTPUT = re.compile(r"\bo\d+\[")
+
+
+def _vector_arrays(parts: KernelParts):
+    """(arrays read at the loop index, outputs) of a kernel `_vector_loop` can vectorize,
+    or None."""
+    if parts.rank != 1:
+        return None
+    reads = sorted({m.group(0)[:-4] for line in parts.lines for m in _AT_INDEX.finditer(line)
+                    if m.group(1) == "a"})
+    stores = [_STORE.match(line) for line in parts.lines]
+    outs = [f"o{m.group(1)}" for m in stores if m]
+    values = " ".join(m.group(2) if m else line for line, m in zip(parts.lines, stores))
+    if sorted(outs) != sorted(parts.outs) or _OUTPUT.search(values):
+        return None                   # an output stored twice, elsewhere, or read
+    return reads, outs
+
+
+def _lanes(parts: KernelParts) -> int:
+    """Elements per 16-byte access for every vectorized array of `parts`, 0 if none fits."""
+    arrays = _vector_arrays(parts)
+    if arrays is None:
+        return 0
+    nodes = parts.graph.nodes
+    counts = {vector.lanes(nodes[int(name[1:])].dtype) for group in arrays for name in group}
+    return counts.pop() if len(counts) == 1 else 0
+
+
+def _vector_loop(parts: KernelParts):
+    """The statements before the scalar loop: the vector loop, and `start`, where the
+    scalar loop begins (after the vector loop's elements). None if nothing vectorizes."""
+    count = _lanes(parts)
+    if not count:
+        return None
+    reads, outs = _vector_arrays(parts)
+    body = [f"{', '.join(f'x{a[1:]}_{k}' for k in range(count))} = vldg({a}, j)"
+            for a in reads]
+    for k in range(count):
+        lane = []
+        for line in parts.lines:
+            line = _AT_INDEX.sub(lambda m: f"x{m.group(2)}_{k}" if m.group(1) == "a"
+                                 else m.group(0), line)
+            store = _STORE.match(line)
+            lane.append(f"y{store.group(1)}_{k} = {store.group(2)}" if store else line)
+        uses_index = any(re.search(r"\bi0\b", line) for line in lane)
+        body += ([f"i0 = j * {count} + {k}" if k else f"i0 = j * {count}"] if uses_index
+                 else []) + lane
+    body += [f"vstore({o}, j, {', '.join(f'y{o[1:]}_{k}' for k in range(count))})"
+             for o in outs]
+    aligned = " and ".join(f"aligned16({a})" for a in outs + reads)
+    return ["start = cuda.grid(1)", f"if {aligned}:"] + _indent([
+        f"vectors = total // {count}",
+        "for j in range(start, vectors, cuda.gridsize(1)):"] + _indent(body) + [
+        f"start += vectors * {count}"])
 
 
 # -- reductions ------------------------------------------------------------------------------
