@@ -286,6 +286,15 @@ def _cycling(fn, arg_sets):
     return lambda: fn(*next(it))
 
 
+def _fast(op):
+    """`op` at the "fast" fp32 precision of the CPU backend (fast-math flags, SIMD
+    float32 sin/cos/exp/log)."""
+    def run(*xs):
+        with nl.backends.cpu.flags(fp32_precision="fast"):
+            return read(op(*xs))
+    return run
+
+
 def implementations(workload, sets, numlazy_devices=("cpu",), anchors=True):
     """(name, zero-argument callable) pairs for every installed implementation of a workload.
 
@@ -295,8 +304,10 @@ def implementations(workload, sets, numlazy_devices=("cpu",), anchors=True):
     impls = []
     for device in numlazy_devices if nl is not None else ():
         op = globals()[f"{workload}_numlazy"]
-        impls.append((f"numlazy[{device}]",
-                      _cycling(lambda *xs: read(op(*xs)), [to_numlazy(s, device) for s in sets])))
+        inputs = [to_numlazy(s, device) for s in sets]
+        impls.append((f"numlazy[{device}]", _cycling(lambda *xs: read(op(*xs)), inputs)))
+        if sets[0][0].dtype == np.float32 and device == "cpu":
+            impls.append((f"numlazy[{device}] fast", _cycling(_fast(op), inputs)))
     if not anchors:
         return impls
     impls.append(("numpy eager", _cycling(globals()[f"{workload}_numpy"], sets)))

@@ -196,8 +196,12 @@ class Array:
 
 
 def _binary(name, reflected=False):
+    fn = None                           # api's function, bound at the first call
+
     def method(self, other):
-        fn = getattr(api, name)
+        nonlocal fn
+        if fn is None:
+            fn = getattr(api, name)
         return fn(other, self) if reflected else fn(self, other)
     method.__name__ = f"__{'r' if reflected else ''}{name}__"
     return method

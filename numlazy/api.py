@@ -159,9 +159,12 @@ def _fast_elementwise(op, resolved, args):
     else:
         return None
     loop, out_dtype = resolved.get(kinds) or _resolve(resolved, op, kinds)
+    if tx is Array and ty is Array:
+        return ir.make(name, (nx, ny), (loop,), (), shape, out_dtype, device)
+    # A node over a new param has no equal live node to reuse: no interning (ir.make).
     sx = nx if tx is Array else _param(x, loop[0], device, name)
     sy = ny if ty is Array else _param(y, loop[1], device, name)
-    return ir.make(name, (sx, sy), (loop,), (), shape, out_dtype, device)
+    return ir.Node(name, (sx, sy), (loop,), (), shape, out_dtype, device)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -218,6 +218,9 @@ def _pow2(x: int) -> int:
     return 1 << max(0, (x - 1).bit_length())
 
 
+GRID_LIMIT = 2 ** 31 - 1        # blocks in a grid's x dimension
+
+
 class _Launcher:
     """Common launch arithmetic: threads per block and block caps for GPU or simulator."""
 
@@ -249,6 +252,10 @@ class Elementwise(_Launcher):
         self.flat = self.kernel("flat")
         self.rows = self.kernel("rows")
         self.lanes = module.LANES          # elements per thread and iteration of `flat`
+        # A vectorized `flat` runs fastest with a vector per thread and no grid-stride
+        # iterations: the 2^27 float32 chain, queued, 0.523 ms with 32 blocks per SM,
+        # 0.500 ms uncapped (H200, bench/NOTES.md session 13).
+        self.flat_blocks = self.max_blocks if self.lanes == 1 or self.sim else GRID_LIMIT
 
     def __call__(self, sizes, outs, ins, rts):
         total = math.prod(sizes)
@@ -262,7 +269,7 @@ class Elementwise(_Launcher):
             self.rows(blocks, threads, (n, *outs, *ins, *rts))
         else:
             per_block = self.threads * self.lanes
-            blocks = min((total + per_block - 1) // per_block, self.max_blocks)
+            blocks = min((total + per_block - 1) // per_block, self.flat_blocks)
             self.flat(blocks, self.threads, (n, *outs, *ins, *rts))
 
 

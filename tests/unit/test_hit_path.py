@@ -91,13 +91,16 @@ def test_hash_consing_still_shares_equal_nodes_and_sweeps_dead_ones(monkeypatch)
     gc.collect()
     ir._sweep()                                       # what other tests left dead is gone
     monkeypatch.setattr(ir, "_sweep_at", 10**9)       # and no sweep until asked for below
+    others = [nl.asarray(np.full(4, k)) for k in range(50)]
     start = len(ir._interned)
-    kept = [a + float(k) for k in range(50)]          # 50 live entries
+    a + 1.0                                           # over a new scalar: nothing to share
+    assert len(ir._interned) == start
+    kept = [a * b for b in others]                    # 50 live entries
     assert len(ir._interned) >= start + 50
     del kept
     gc.collect()                                      # now dead, still in the table
     monkeypatch.setattr(ir, "_sweep_at", len(ir._interned))
-    a - 1.0                                           # one more entry: a sweep
+    a - others[0]                                     # one more entry: a sweep
     assert len(ir._interned) <= start + 2 and ir._sweep_at == ir._SWEEP_MIN
 
 

@@ -1,0 +1,91 @@
+"""The CPU backend's SIMD float32 transcendentals under "fast" precision (numlazy_cpu/vmath.py):
+the loop rewrite on its own, which kernels get it, and their values against NumPy at every
+length (the 8-lane groups and the scalar tail)."""
+import numpy as np
+import pytest
+
+import numlazy as nl
+
+vmath = pytest.importorskip("numlazy_cpu.vmath")
+
+
+def _source(*arrays):
+    return nl.debug.dump_ir(list(arrays), "backend")
+
+
+def test_an_elementwise_loop_runs_in_8_lanes_then_a_scalar_tail():
+    loop = ["for i0 in prange(n[0]):",
+            "    v0 = float32(sin(a0[i0]))",
+            "    o1[i0] = float32((v0 * r2_0))"]
+    out = vmath.interleave(loop)
+    assert out[0] == "for g in prange(n[0] // 8):"
+    assert "    i0_L7 = (g * 8 + 7) & NONNEG" in out
+    assert "    v0_L0, v0_L1, v0_L2, v0_L3, v0_L4, v0_L5, v0_L6, v0_L7 = vsin8(a0[i0_L0], " \
+        "a0[i0_L1], a0[i0_L2], a0[i0_L3], a0[i0_L4], a0[i0_L5], a0[i0_L6], a0[i0_L7])" in out
+    assert "    o1[i0_L3] = float32((v0_L3 * r2_0))" in out      # runtime values: shared
+    assert out[-3:] == ["for i0 in range(n[0] // 8 * 8, n[0]):"] + loop[1:]
+
+
+def test_an_accumulator_takes_the_lanes_in_element_order():
+    loop = ["    for i1 in range(lo, hi):",
+            "        v = float32(exp(a0[i0, i1]))",
+            "        acc += v"]
+    out = vmath.interleave(loop)
+    assert out[0] == "    for g in range((hi - lo) // 8):"
+    assert [line.strip() for line in out if "acc" in line][:8] == \
+        [f"acc += v_L{j}" for j in range(8)]
+    assert out[-3] == "    for i1 in range(lo + (hi - lo) // 8 * 8, hi):"
+
+
+@pytest.mark.parametrize("body", [
+    ["v0 = float32(sin(a0[i0]))", "acc += v0", "o1[i0] = acc"],     # an accumulator read twice
+    ["v0 = float32(sin(a0[i0]))", "if v0 < acc:", "    acc = v0"],    # control flow
+    ["v0 = float32(tan(a0[i0]))", "o1[i0] = v0"],                     # no vector function
+    ["v0 = float64(sin(a0[i0]))", "o1[i0] = v0"],                     # not float32
+])
+def test_loops_that_cannot_run_in_lanes_stay_as_they_are(body):
+    loop = ["for i0 in range(n[0]):"] + ["    " + line for line in body]
+    assert vmath.interleave(loop) == loop
+
+
+needs_libmvec = pytest.mark.skipif(not vmath.AVAILABLE,
+                                   reason="libmvec or an AVX2 host CPU is missing")
+
+
+@needs_libmvec
+def test_only_fast_float32_kernels_call_the_vector_functions():
+    x = nl.asarray(np.linspace(-3, 3, 64, dtype=np.float32))
+    assert "vsin8(" not in _source(nl.sin(x) * 2)
+    with nl.backends.cpu.flags(fp32_precision="fast"):
+        assert "vsin8(" in _source(nl.sin(x) * 2)
+        assert "vexp8(" in _source(nl.sum(nl.exp(x)))
+        assert "vsin8(" not in _source(nl.sin(nl.astype(x, "float64")))
+
+
+@needs_libmvec
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 37, 1000])
+def test_fast_float32_transcendentals_match_numpy_at_every_length(n):
+    host = np.linspace(-20, 20, n, dtype=np.float32)
+    x = nl.asarray(host)
+    with nl.backends.cpu.flags(fp32_precision="fast"):
+        got = nl.to_cpu([nl.sin(x) * 2 + 1, nl.cos(x) - x, nl.exp(x / 4),
+                         nl.log(nl.abs(x) + 1), nl.sum(nl.exp(x / 8))])
+    want = [np.sin(host) * 2 + 1, np.cos(host) - host, np.exp(host / 4),
+            np.log(np.abs(host) + 1), np.sum(np.exp(host.astype(np.float64) / 8))]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=2e-6, atol=2e-6)
+
+
+@needs_libmvec
+def test_a_fast_row_softmax_matches_numpy_in_one_kernel():
+    host = np.random.default_rng(0).standard_normal((5, 37)).astype(np.float32)
+    x = nl.asarray(host)
+    with nl.backends.cpu.flags(fp32_precision="fast"):
+        e = nl.exp(x - nl.max(x, axis=1, keepdims=True))
+        y = e / nl.sum(e, axis=1, keepdims=True)
+        assert "vexp8(" in _source(y)
+        launches = nl.metrics.counter_value("KernelLaunch") or 0
+        got = np.asarray(y)
+        assert nl.metrics.counter_value("KernelLaunch") - launches == 1
+    e = np.exp(host - host.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(got, e / e.sum(axis=1, keepdims=True), rtol=2e-6)
