@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import math
 import statistics
 import time
@@ -257,6 +258,15 @@ def main():
         t_step = timeit(lambda: tiny(0.5), lambda: None, reps=200, warm=5)
         report("tiny", "  of which recording 12 ops", t_rec, 0)
         report("tiny", "  step without the final wait", t_step, 0)
+
+        @nl.compile
+        def tiny_compiled(k):
+            return (nl.sin(ta) * tb + k) / (tb + 1.0) - nl.exp(-ta) * 0.5 + nl.abs(ta - k)
+        ks = [nl.asarray(np.float32(0.01 * i), device=dev) for i in range(64)]
+        kcycle = itertools.cycle(ks)
+        t_c = timeit(lambda: tiny_compiled(next(kcycle)), nsync, reps=200, warm=20)
+        report("tiny", "numlazy nl.compile replay (host+sync)", t_c, 0,
+               "0-d array for k: no retrace")
         import cProfile
         import pstats
         prof = cProfile.Profile()
