@@ -101,7 +101,8 @@ def anchors():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("log2", nargs="?", type=int, default=27)
-    ap.add_argument("--only", default="copy,chain,dotsum,softmax,tiny")
+    ap.add_argument("--only", default="copy,chain,dotsum,softmax,matmul,tiny")
+    ap.add_argument("--matmul-n", type=int, default=8192)
     args = ap.parse_args()
     only = set(args.only.split(","))
     size = 1 << args.log2
@@ -229,6 +230,9 @@ def main():
                             lambda v: torch.softmax(v, dim=1))
         del xh, want
 
+    if "matmul" in only:
+        matmul(args.matmul_n, dev, nsync, cp, torch)
+
     if "tiny" in only:
         th = [rng.random(1000).astype(np.float32) for _ in range(2)]
         ta, tb = (nl.asarray(h, device=dev) for h in th)
@@ -280,6 +284,50 @@ def main():
     print("\n| workload | implementation | ms | TB/s | note |\n|---|---|---|---|---|")
     for work, impl, secs, tbs, note in ROWS:
         print(f"| {work} | {impl} | {secs * 1e3:.3f} | {tbs:.2f} | {note} |")
+
+
+def matmul(n, dev, nsync, cp, torch):
+    """n x n float32 matmul, IEEE and TF32, against cuBLAS through CuPy and torch (TFLOP/s in
+    the note; the TB/s column is meaningless here)."""
+    rng = np.random.default_rng(1)
+    ah, bh = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
+    a, b = nl.asarray(ah, device=dev), nl.asarray(bh, device=dev)
+    flops = 2.0 * n ** 3
+    rows = 256                                 # checked on a block of rows: n^3 on the host is slow
+    want = ah[:rows].astype(np.float64) @ bh.astype(np.float64)
+
+    def note(secs):
+        return f"{flops / secs / 1e12:.0f} TFLOP/s"
+    for prec, rtol in (("ieee", 1e-5), ("tf32", 5e-3)):
+        def step():
+            y = a @ b
+            nl.mark_step(dev)
+            return y
+        with nl.backends.cuda.matmul.flags(fp32_precision=prec):
+            check(f"numlazy matmul {prec}", np.asarray(step())[:rows], want, rtol)
+            secs = timeit(step, nsync, reps=20)
+        report("matmul", f"numlazy {n}^2 {prec}", secs, 0, note(secs))
+    if cp is not None:
+        linalg = cp._core._routines_linalg
+        ca, cb = cp.asarray(ah), cp.asarray(bh)
+        for prec, kind in (("ieee", linalg.COMPUTE_TYPE_DEFAULT),
+                           ("tf32", linalg.COMPUTE_TYPE_TF32)):
+            old = linalg.get_compute_type(np.float32)
+            linalg.set_compute_type(np.float32, kind)
+            try:
+                secs = timeit(lambda: ca @ cb, cp.cuda.runtime.deviceSynchronize, reps=20)
+            finally:
+                linalg.set_compute_type(np.float32, old)
+            report("matmul", f"cupy (cuBLAS) {prec}", secs, 0, note(secs))
+        del ca, cb
+    if torch is not None:
+        ta, tb = torch.from_numpy(ah).cuda(), torch.from_numpy(bh).cuda()
+        for prec, allow in (("ieee", False), ("tf32", True)):
+            torch.backends.cuda.matmul.allow_tf32 = allow
+            secs = timeit(lambda: ta @ tb, torch.cuda.synchronize, reps=20)
+            report("matmul", f"torch {prec}", secs, 0, note(secs))
+        torch.backends.cuda.matmul.allow_tf32 = False
+        del ta, tb
 
 
 def _jax_queued(work, call, nbytes):

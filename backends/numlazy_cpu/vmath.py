@@ -107,7 +107,8 @@ def interleave(lines: list) -> list:
             while body_end < len(lines) and len(lines[body_end]) - \
                     len(lines[body_end].lstrip()) > depth:
                 body_end += 1
-            rewritten = _interleaved(m, [line.strip() for line in lines[k + 1:body_end]])
+            rewritten = _interleaved(m, [line.strip() for line in lines[k + 1:body_end]],
+                                     lines[body_end:])
             if rewritten is not None:
                 out += rewritten
                 k = body_end
@@ -117,14 +118,15 @@ def interleave(lines: list) -> list:
     return out
 
 
-def _interleaved(loop, body: list):
+def _interleaved(loop, body: list, after: list):
     """The lanes and the tail for one loop, or None if it does not qualify: a body of plain
-    statements with a vector call, each accumulator updated in one statement only."""
+    statements with a vector call, each accumulator updated in one statement only, and no
+    per-element value read after the loop (`after`: the lines that follow it)."""
     indent, var, kind, bounds = loop.groups()
     if any(_CONTROL.match(line) for line in body) or not any(_CALL.match(s) for s in body):
         return None
     local = _lane_local(var, body)
-    if local is None:
+    if local is None or any(_read_first(name, after) for name in local):
         return None
     lo, hi = _bounds(bounds)
     first, count = ("", hi) if lo == "0" else (f"{lo} + ", f"({hi} - {lo})")
@@ -174,6 +176,22 @@ def _lane_local(var: str, body: list):
         if sum(bool(re.search(rf"\b{name}\b", line)) for line in body) != 1:
             return None
     return local
+
+
+def _read_first(name: str, lines: list) -> bool:
+    """Whether `lines` read `name` before they assign it (a loop header assigns its
+    variable)."""
+    mentioned = re.compile(rf"\b{name}\b")
+    for line in lines:
+        if not mentioned.search(line):
+            continue
+        loop = _LOOP.match(line)
+        if loop:
+            return loop.group(2) != name or bool(mentioned.search(loop.group(4)))
+        m = _ASSIGN.match(line)
+        return not (m and m.group(1) == name and m.group(2) == "=" and
+                    not mentioned.search(m.group(3)))
+    return False
 
 
 def _bounds(text: str) -> tuple:

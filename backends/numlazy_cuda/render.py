@@ -37,8 +37,6 @@ import numlazy
 from numlazy import complex_math, ops
 from numlazy.codegen import CONSTANTS, DTYPE_NAMES, KernelParts, RowParts, cast
 
-from . import vector
-
 # Block size of the shared-memory trees; launches use at most this many threads per block.
 MAX_THREADS = 256
 BIG_INDEX = 1 << 62          # index of an empty partial: loses every tie
@@ -367,11 +365,12 @@ def _vector_arrays(parts: KernelParts):
 
 def _lanes(parts: KernelParts) -> int:
     """Elements per 16-byte access for every vectorized array of `parts`, 0 if none fits."""
+    from .vector import lanes   # here, not at import: the plugin loads without numba-cuda
     arrays = _vector_arrays(parts)
     if arrays is None:
         return 0
     nodes = parts.graph.nodes
-    counts = {vector.lanes(nodes[int(name[1:])].dtype) for group in arrays for name in group}
+    counts = {lanes(nodes[int(name[1:])].dtype) for group in arrays for name in group}
     return counts.pop() if len(counts) == 1 else 0
 
 

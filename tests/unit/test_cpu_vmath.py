@@ -48,6 +48,12 @@ def test_loops_that_cannot_run_in_lanes_stay_as_they_are(body):
     assert vmath.interleave(loop) == loop
 
 
+def test_a_value_read_after_the_loop_keeps_it_scalar():
+    loop = ["for i0 in range(n[0]):", "    v0 = float32(exp(a0[i0]))", "    o1[i0] = v0"]
+    assert vmath.interleave(loop + ["o2[0] = v0"]) == loop + ["o2[0] = v0"]
+    assert vmath.interleave(loop + ["v0 = r1_0", "o2[0] = v0"])[0].startswith("for g in")
+
+
 needs_libmvec = pytest.mark.skipif(not vmath.AVAILABLE,
                                    reason="libmvec or an AVX2 host CPU is missing")
 
