@@ -95,3 +95,17 @@ def test_a_fast_row_softmax_matches_numpy_in_one_kernel():
         assert nl.metrics.counter_value("KernelLaunch") - launches == 1
     e = np.exp(host - host.max(axis=1, keepdims=True))
     np.testing.assert_allclose(got, e / e.sum(axis=1, keepdims=True), rtol=2e-6)
+
+
+@needs_libmvec
+def test_fast_float32_transcendentals_keep_special_values():
+    host = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 1e30, -1e30, 88.8, -104.0, 1e-40] * 2,
+                    dtype=np.float32)
+    x = nl.asarray(host)
+    with nl.backends.cpu.flags(fp32_precision="fast"):
+        got = nl.to_cpu([nl.sin(x), nl.cos(x), nl.exp(x), nl.log(x)])
+    with np.errstate(all="ignore"):
+        want = [np.sin(host), np.cos(host), np.exp(host), np.log(host)]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-38)   # NaN where NumPy has NaN
+        np.testing.assert_array_equal(np.signbit(g[np.isfinite(w)]), np.signbit(w[np.isfinite(w)]))
