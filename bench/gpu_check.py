@@ -306,7 +306,8 @@ def matmul(n, dev, nsync, cp, torch):
         with nl.backends.cuda.matmul.flags(fp32_precision=prec):
             check(f"numlazy matmul {prec}", np.asarray(step())[:rows], want, rtol)
             secs = timeit(step, nsync, reps=20)
-        report("matmul", f"numlazy {n}^2 {prec}", secs, 0, note(secs))
+            report("matmul", f"numlazy {n}^2 {prec}", secs, 0, note(secs))
+            report_queued("matmul", step, nsync, 0)
     if cp is not None:
         linalg = cp._core._routines_linalg
         ca, cb = cp.asarray(ah), cp.asarray(bh)
@@ -315,10 +316,12 @@ def matmul(n, dev, nsync, cp, torch):
             old = linalg.get_compute_type(np.float32)
             linalg.set_compute_type(np.float32, kind)
             try:
-                secs = timeit(lambda: ca @ cb, cp.cuda.runtime.deviceSynchronize, reps=20)
+                sync = cp.cuda.runtime.deviceSynchronize
+                secs = timeit(lambda: ca @ cb, sync, reps=20)
+                report("matmul", f"cupy (cuBLAS) {prec}", secs, 0, note(secs))
+                report_queued("matmul", lambda: ca @ cb, sync, 0)
             finally:
                 linalg.set_compute_type(np.float32, old)
-            report("matmul", f"cupy (cuBLAS) {prec}", secs, 0, note(secs))
         del ca, cb
     if torch is not None:
         ta, tb = torch.from_numpy(ah).cuda(), torch.from_numpy(bh).cuda()
