@@ -81,9 +81,9 @@ def _vector_function(name: str, symbol: str):
     return intrinsic(impl)
 
 
-if AVAILABLE:
-    vcos8, vexp8, vlog8, vsin8 = (_vector_function(n, FUNCTIONS[n])
-                                  for n in ("cos", "exp", "log", "sin"))
+if AVAILABLE:                     # vcos8, vexp8, ...: the names IMPORT brings into kernels
+    globals().update({f"v{name}8": _vector_function(name, symbol)
+                      for name, symbol in FUNCTIONS.items()})
 
 
 # -- the loop rewrite ------------------------------------------------------------------------

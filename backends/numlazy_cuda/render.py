@@ -320,12 +320,12 @@ def _def(name: str, args, body, simulator, launch_bounds=None) -> list:
 
 def _elementwise(parts: KernelParts, simulator: bool) -> list:
     rank, lines = parts.rank, parts.lines
-    vector = _vector_loop(parts)
-    body = [f"total = {_product(range(rank))}"] + (vector or ["start = cuda.grid(1)"]) + [
+    plan = _vector_plan(parts)
+    vector = _vector_loop(parts, *plan) if plan else ["start = cuda.grid(1)"]
+    body = [f"total = {_product(range(rank))}"] + vector + [
         "for f in range(start, total, cuda.gridsize(1)):"]
     body += _indent(_unravel("f", range(rank)) + lines)
-    out = [f"LANES = {_lanes(parts) if vector else 1}", ""] + \
-        _def("flat", parts.args, body, simulator)
+    out = [f"LANES = {plan[2] if plan else 1}", ""] + _def("flat", parts.args, body, simulator)
     if rank >= 2:
         last = rank - 1
         body = [f"outer = {_product(range(last))}",
@@ -348,9 +348,10 @@ _STORE = re.compile(r"^o(\d+)\[i0\] = (.*)$")
 _OUTPUT = re.compile(r"\bo\d+\[")
 
 
-def _vector_arrays(parts: KernelParts):
-    """(arrays read at the loop index, outputs) of a kernel `_vector_loop` can vectorize,
-    or None."""
+def _vector_plan(parts: KernelParts):
+    """(arrays read at the loop index, outputs, elements per 16-byte access) of a kernel
+    `_vector_loop` can vectorize, or None."""
+    from .vector import lanes   # here, not at import: the plugin loads without numba-cuda
     if parts.rank != 1:
         return None
     reads = sorted({m.group(0)[:-4] for line in parts.lines for m in _AT_INDEX.finditer(line)
@@ -360,27 +361,15 @@ def _vector_arrays(parts: KernelParts):
     values = " ".join(m.group(2) if m else line for line, m in zip(parts.lines, stores))
     if sorted(outs) != sorted(parts.outs) or _OUTPUT.search(values):
         return None                   # an output stored twice, elsewhere, or read
-    return reads, outs
-
-
-def _lanes(parts: KernelParts) -> int:
-    """Elements per 16-byte access for every vectorized array of `parts`, 0 if none fits."""
-    from .vector import lanes   # here, not at import: the plugin loads without numba-cuda
-    arrays = _vector_arrays(parts)
-    if arrays is None:
-        return 0
     nodes = parts.graph.nodes
-    counts = {lanes(nodes[int(name[1:])].dtype) for group in arrays for name in group}
-    return counts.pop() if len(counts) == 1 else 0
+    counts = {lanes(nodes[int(name[1:])].dtype) for name in reads + outs}
+    count = counts.pop() if len(counts) == 1 else 0
+    return (reads, outs, count) if count else None
 
 
-def _vector_loop(parts: KernelParts):
-    """The statements before the scalar loop: the vector loop, and `start`, where the
-    scalar loop begins (after the vector loop's elements). None if nothing vectorizes."""
-    count = _lanes(parts)
-    if not count:
-        return None
-    reads, outs = _vector_arrays(parts)
+def _vector_loop(parts: KernelParts, reads, outs, count: int) -> list:
+    """The statements before the scalar loop: the vector loop over `count`-element
+    vectors, and `start`, where the scalar loop begins (after the vector loop's elements)."""
     body = [f"{', '.join(f'x{a[1:]}_{k}' for k in range(count))} = vldg({a}, j)"
             for a in reads]
     for k in range(count):
