@@ -35,8 +35,8 @@ def render(parts: KernelParts, prelude: str, fastmath=None) -> str:
         loop = _reduction_loops(parts)
     else:
         loop = _elementwise(parts, range(parts.rank))
-    if fastmath and vmath.AVAILABLE:              # float32 sin, exp, ... 8 at a time
-        vector = vmath.interleave(loop)
+    if vmath.AVAILABLE:                           # float32 sin, exp, ... 8 at a time
+        vector = vmath.interleave(loop, fast=bool(fastmath))
         if vector != loop:
             prelude, loop = prelude + "\n" + vmath.IMPORT, vector
     has_prange = "prange(" in "\n".join(loop)

@@ -1,45 +1,62 @@
-"""SIMD float32 transcendentals for "fast" CPU kernels: glibc's libmvec, 8 lanes of AVX2.
+"""SIMD float32 transcendentals for CPU kernels: glibc's libmvec, 8 lanes of AVX2.
 
 Numba calls the scalar libm `sinf`/`expf` once per element, and LLVM cannot vectorize a loop
 around them: the float32 chain on 16 cores spent most of its time in `sinf` and ran 5x NumPy
 eager, whose float32 sin is SIMD (bench/NOTES.md). glibc ships vector versions of these
-functions (libmvec, maximum error 4 ULP, like NumPy's SIMD ones); `interleave` rewrites a
-kernel's innermost loops to compute 8 elements at a time, statement by statement, so that
-each call of such a function takes all 8 arguments in one AVX2 register:
+functions (libmvec); `interleave` rewrites a kernel's innermost loops to compute 8 elements at
+a time, statement by statement, so that each call of such a function takes all 8 arguments
+in AVX2 registers:
 
     for i0 in prange(n[0]):                for g in prange(n[0] // 8):
         v0 = float32(sin(a0[i0]))              i0_L0 = (g * 8 + 0) & NONNEG  ...
-        o1[i0] = v0 * 2              ->        v0_L0, ..., v0_L7 = vsin8(a0[i0_L0], ..., a0[i0_L7])
+        o1[i0] = v0 * 2              ->        v0_L0, ..., v0_L7 = wsin8(a0[i0_L0], ..., a0[i0_L7])
                                                o1[i0_L0] = v0_L0 * 2  ...
                                            for i0 in range(n[0] // 8 * 8, n[0]):
                                                (the loop as it was: the last < 8 elements)
 
+Two families of functions, by precision:
+
+- "fast" kernels call `vsin8` and co.: libmvec's float32 versions, 8 lanes a call, at most
+  4 ULP (like NumPy's own SIMD float32 functions).
+- "ieee" kernels call `wsin8` and co.: each float32 argument widened to float64, libmvec's
+  4-lane float64 versions (at most 4 ULP of a float64, that is 2^-27 ULP of a float32), the
+  result rounded to float32 once. That is within 0.5 ULP plus 2^-26 ULP of the exact value:
+  as accurate as glibc's scalar `sinf`, which also computes in float64, and 2-3x faster.
+
 Lanes run each statement in element order, so a reduction's accumulator still sees its
-values in the original order. Only "fast" kernels use it (CpuBackend.kernel_source), and only
-where Numba compiles for the host CPU and that CPU has AVX2; everywhere else the loops stay
-scalar.
+values in the original order and the rest of an "ieee" kernel stays bit for bit what the
+scalar loop computes. The rewrite is used only where Numba compiles for the host CPU and
+that CPU has AVX2; everywhere else the loops stay scalar.
 """
 from __future__ import annotations
 
+import hashlib
 import platform
 import re
 
 LANES = 8
-# The vocabulary name -> libmvec's AVX2 8-lane float32 version (x86-64 vector ABI names).
-FUNCTIONS = {"sin": "_ZGVdN8v_sinf", "cos": "_ZGVdN8v_cosf", "exp": "_ZGVdN8v_expf",
-             "log": "_ZGVdN8v_logf"}
-IMPORT = "from numlazy_cpu.vmath import " + ", ".join(f"v{name}8" for name in sorted(FUNCTIONS))
+# The vocabulary name -> libmvec's AVX2 versions (x86-64 vector ABI names): 8 float32 lanes
+# (the "fast" `v` functions) and 4 float64 lanes (the "ieee" `w` functions, computed wide).
+FUNCTIONS = {"sin": ("_ZGVdN8v_sinf", "_ZGVdN4v_sin"), "cos": ("_ZGVdN8v_cosf", "_ZGVdN4v_cos"),
+             "exp": ("_ZGVdN8v_expf", "_ZGVdN4v_exp"), "log": ("_ZGVdN8v_logf", "_ZGVdN4v_log")}
+# The import line of kernels that call them. It names this file's hash: Numba's disk cache
+# knows a kernel by its source, and a change here must not reuse kernels compiled before it.
+IMPORT = "from numlazy_cpu.vmath import " + ", ".join(
+    f"{family}{name}8" for family in "vw" for name in sorted(FUNCTIONS)) + \
+    f"  # vmath {hashlib.sha1(open(__file__, 'rb').read()).hexdigest()[:12]}"
 
 
 def _load() -> bool:
-    """libmvec loaded into the process, and kernels compiled for an AVX2 host (the vector
-    arguments travel in AVX registers: a kernel built for another CPU would pass them
-    differently)."""
+    """libmvec loaded into the process, and kernels compiled for an AVX2 host with FMA (the
+    vector arguments travel in AVX registers: a kernel built for another CPU would pass them
+    differently; the inline exp uses fused multiply-adds)."""
     if platform.system() != "Linux" or platform.machine() != "x86_64":
         return False
     import llvmlite.binding as ll
     from numba.core import config
-    if config.CPU_NAME not in (None, "host") or not ll.get_host_cpu_features().get("avx2"):
+    features = ll.get_host_cpu_features()
+    if config.CPU_NAME not in (None, "host") or not (features.get("avx2") and
+                                                     features.get("fma")):
         return False
     try:
         ll.load_library_permanently("libmvec.so.1")
@@ -51,13 +68,34 @@ def _load() -> bool:
 AVAILABLE = _load()
 
 
-def _vector_function(name: str, symbol: str):
-    """An intrinsic `v<name>8(x0, ..., x7)`: the 8 float32 results of `symbol` as a tuple."""
+def _vector_function(name: str, symbol: str, wide: bool):
+    """An intrinsic `v<name>8(x0, ..., x7)` (or `w<name>8` if `wide`): the 8 float32 results
+    of `name` as a tuple. `v`: one call of libmvec's `symbol` on the 8 float32 lanes. `w`: the
+    lanes widened to float64, computed by `_WIDE[name]` (inline) or by two calls of `symbol` on
+    4 float64 lanes, and each result rounded to float32 once."""
     from llvmlite import ir
     from numba import types
     from numba.core.extending import intrinsic
 
-    vector = ir.VectorType(ir.FloatType(), LANES)
+    floats, doubles = ir.VectorType(ir.FloatType(), LANES), ir.VectorType(ir.DoubleType(), LANES)
+
+    def call(builder, x, vector):
+        fn = builder.module.globals.get(symbol) or ir.Function(
+            builder.module, ir.FunctionType(vector, [vector]), symbol)
+        return builder.call(fn, [x])
+
+    def compute(builder, x):
+        if not wide:
+            return call(builder, x, floats)
+        x = builder.fpext(x, doubles)
+        if name in _WIDE:
+            y = _WIDE[name](builder, x)
+        else:                                     # libmvec: 4 float64 lanes a call
+            half = ir.VectorType(ir.DoubleType(), LANES // 2)
+            lo, hi = (call(builder, builder.shuffle_vector(x, x, _indices(range(a, a + LANES // 2))),
+                           half) for a in (0, LANES // 2))
+            y = builder.shuffle_vector(lo, hi, _indices(range(LANES)))
+        return builder.fptrunc(y, floats)
 
     def impl(typingctx, x0, x1, x2, x3, x4, x5, x6, x7):       # LANES arguments
         args = (x0, x1, x2, x3, x4, x5, x6, x7)
@@ -66,24 +104,88 @@ def _vector_function(name: str, symbol: str):
         signature = types.UniTuple(types.float32, LANES)(*args)
 
         def codegen(context, builder, sig, values):
-            packed = ir.Constant(vector, ir.Undefined)
+            x = ir.Constant(floats, ir.Undefined)
             for k, (value, value_type) in enumerate(zip(values, sig.args)):
-                value = context.cast(builder, value, value_type, types.float32)
-                packed = builder.insert_element(packed, value, ir.Constant(ir.IntType(32), k))
-            fn = builder.module.globals.get(symbol) or ir.Function(
-                builder.module, ir.FunctionType(vector, [vector]), symbol)
-            result = builder.call(fn, [packed])
+                x = builder.insert_element(x, context.cast(builder, value, value_type,
+                                                           types.float32), _index(k))
+            y = compute(builder, x)
             return context.make_tuple(builder, sig.return_type, [
-                builder.extract_element(result, ir.Constant(ir.IntType(32), k))
-                for k in range(LANES)])
+                builder.extract_element(y, _index(k)) for k in range(LANES)])
         return signature, codegen
-    impl.__name__ = f"v{name}8"
+    impl.__name__ = f"{'w' if wide else 'v'}{name}8"
     return intrinsic(impl)
 
 
-if AVAILABLE:                     # vcos8, vexp8, ...: the names IMPORT brings into kernels
-    globals().update({f"v{name}8": _vector_function(name, symbol)
-                      for name, symbol in FUNCTIONS.items()})
+def _index(k: int):
+    from llvmlite import ir
+    return ir.Constant(ir.IntType(32), k)
+
+
+def _indices(ks):
+    from llvmlite import ir
+    return ir.Constant(ir.VectorType(ir.IntType(32), len(ks)), [_index(k) for k in ks])
+
+
+# -- exp in float64 lanes, inline ---------------------------------------------------------------
+# libmvec's float64 exp is exact to 4 ULP of a float64, far more than a float32 result needs,
+# and it was the whole cost of the "ieee" float32 row softmax (9.1 of its 9.1 ms against 3.9
+# without exp; 2 cores). For float32 arguments, with k = round(x / ln2) and r = x - k ln2:
+#   exp(x) = 2^k e^r,  |r| <= ln2 / 2,
+# e^r by its Taylor polynomial of degree 9 (truncation below 1e-11, relative: 2e-4 of a
+# float32 ULP) in fused multiply-adds, 2^k from its bits. Arguments are clamped to +-150
+# first (every float32 result beyond is 0 or inf, and 2^k stays a normal float64); NaN passes
+# through the arithmetic. The float32 result is rounded once, so it is within 0.5002 ULP.
+
+def _exp_constants():
+    """(ln2 high part with 11 zero low bits: k ln2_hi is exact for |k| < 2^11, the low part,
+    1/ln2), from a 40-digit ln 2."""
+    import decimal
+    import struct
+    ln2 = decimal.Context(prec=40).ln(decimal.Decimal(2))
+    bits = struct.unpack("<Q", struct.pack("<d", float(ln2)))[0] & ~((1 << 11) - 1)
+    hi = struct.unpack("<d", struct.pack("<Q", bits))[0]
+    return hi, float(ln2 - decimal.Decimal(hi)), float(1 / ln2)
+
+
+LN2_HI, LN2_LO, INV_LN2 = _exp_constants()
+SHIFTER = 1.5 * 2.0 ** 52       # t = x/ln2 + SHIFTER keeps round(x/ln2) in t's low bits
+EXP_DEGREE = 9
+
+
+def _exp_lanes(builder, x):
+    """exp of a vector of float64 values (see above)."""
+    import math
+    from llvmlite import ir
+
+    def const(value, vector_type=x.type):
+        return ir.Constant(vector_type, [ir.Constant(vector_type.element, value)] *
+                           vector_type.count)
+
+    x = builder.select(builder.fcmp_ordered(">", x, const(150.0)), const(150.0), x)
+    x = builder.select(builder.fcmp_ordered("<", x, const(-150.0)), const(-150.0), x)
+    t = builder.fadd(builder.fmul(x, const(INV_LN2)), const(SHIFTER))
+    k = builder.fsub(t, const(SHIFTER))                       # an integer, exactly
+    r = builder.fsub(x, builder.fmul(k, const(LN2_HI)))       # exact (LN2_HI's zero bits)
+    r = builder.fsub(r, builder.fmul(k, const(LN2_LO)))
+    name = f"llvm.fma.v{x.type.count}f64"         # (llvmlite's declare_intrinsic: scalars only)
+    fma = builder.module.globals.get(name) or ir.Function(
+        builder.module, ir.FunctionType(x.type, [x.type] * 3), name)
+    p = const(1 / math.factorial(EXP_DEGREE))
+    for n in range(EXP_DEGREE - 1, -1, -1):
+        p = builder.call(fma, [p, r, const(1 / math.factorial(n))])
+    ints = ir.VectorType(ir.IntType(64), x.type.count)
+    k_bits = builder.sub(builder.bitcast(t, ints), builder.bitcast(const(SHIFTER), ints))
+    scale = builder.shl(builder.add(k_bits, const(1023, ints)), const(52, ints))
+    return builder.fmul(p, builder.bitcast(scale, x.type))     # times 2^k: exact
+
+
+_WIDE = {"exp": _exp_lanes}
+
+
+if AVAILABLE:            # vsin8, wsin8, vexp8, ...: the names IMPORT brings into kernels
+    globals().update({f"{family}{name}8": _vector_function(name, symbols[wide], wide)
+                      for name, symbols in FUNCTIONS.items()
+                      for wide, family in ((False, "v"), (True, "w"))})
 
 
 # -- the loop rewrite ------------------------------------------------------------------------
@@ -95,9 +197,10 @@ _CONTROL = re.compile(r"^\s*(for|if|elif|else|while)\b")
 _STORE = re.compile(r"^\w+\[.*\] = ")
 
 
-def interleave(lines: list) -> list:
+def interleave(lines: list, fast: bool) -> list:
     """`lines` (a kernel's loops) with every innermost loop that calls a vector function on
-    float32 values computed 8 elements at a time."""
+    float32 values computed 8 elements at a time: with the `v` functions if `fast`, else with
+    the `w` ones."""
     out, k = [], 0
     while k < len(lines):
         m = _LOOP.match(lines[k])
@@ -108,7 +211,7 @@ def interleave(lines: list) -> list:
                     len(lines[body_end].lstrip()) > depth:
                 body_end += 1
             rewritten = _interleaved(m, [line.strip() for line in lines[k + 1:body_end]],
-                                     lines[body_end:])
+                                     lines[body_end:], "v" if fast else "w")
             if rewritten is not None:
                 out += rewritten
                 k = body_end
@@ -118,7 +221,7 @@ def interleave(lines: list) -> list:
     return out
 
 
-def _interleaved(loop, body: list, after: list):
+def _interleaved(loop, body: list, after: list, family: str):
     """The lanes and the tail for one loop, or None if it does not qualify: a body of plain
     statements with a vector call, each accumulator updated in one statement only, and no
     per-element value read after the loop (`after`: the lines that follow it)."""
@@ -140,7 +243,7 @@ def _interleaved(loop, body: list, after: list):
         call = _CALL.match(line)
         if call:
             name, fn, arg = call.groups()
-            lanes.append(f"{', '.join(f'{name}_L{j}' for j in range(LANES))} = v{fn}8("
+            lanes.append(f"{', '.join(f'{name}_L{j}' for j in range(LANES))} = {family}{fn}8("
                          f"{', '.join(lane(arg, j) for j in range(LANES))})")
         else:
             lanes += [lane(line, j) for j in range(LANES)]
