@@ -128,13 +128,15 @@ def _indices(ks):
 
 # -- exp in float64 lanes, inline ---------------------------------------------------------------
 # libmvec's float64 exp is exact to 4 ULP of a float64, far more than a float32 result needs,
-# and it was the whole cost of the "ieee" float32 row softmax (9.1 of its 9.1 ms against 3.9
-# without exp; 2 cores). For float32 arguments, with k = round(x / ln2) and r = x - k ln2:
+# and it was most of the "ieee" float32 row softmax: 9.1 ms, 3.9 without the exp (2048^2, 2
+# cores). This one takes it to 6.9 ms (bench/NOTES.md, session 14). For float32 arguments,
+# with k = round(x / ln2) and r = x - k ln2:
 #   exp(x) = 2^k e^r,  |r| <= ln2 / 2,
 # e^r by its Taylor polynomial of degree 9 (truncation below 1e-11, relative: 2e-4 of a
-# float32 ULP) in fused multiply-adds, 2^k from its bits. Arguments are clamped to +-150
-# first (every float32 result beyond is 0 or inf, and 2^k stays a normal float64); NaN passes
-# through the arithmetic. The float32 result is rounded once, so it is within 0.5002 ULP.
+# float32 ULP; degree 8 rounded 27x more results wrongly and was no faster) in fused
+# multiply-adds, 2^k from its bits. Arguments are clamped to +-150 first (every float32
+# result beyond is 0 or inf, and 2^k stays a normal float64); NaN passes through the
+# arithmetic. The float32 result is rounded once, so it is within 0.5002 ULP.
 
 def _exp_constants():
     """(ln2 high part with 11 zero low bits: k ln2_hi is exact for |k| < 2^11, the low part,
@@ -161,18 +163,22 @@ def _exp_lanes(builder, x):
         return ir.Constant(vector_type, [ir.Constant(vector_type.element, value)] *
                            vector_type.count)
 
-    x = builder.select(builder.fcmp_ordered(">", x, const(150.0)), const(150.0), x)
-    x = builder.select(builder.fcmp_ordered("<", x, const(-150.0)), const(-150.0), x)
-    t = builder.fadd(builder.fmul(x, const(INV_LN2)), const(SHIFTER))
-    k = builder.fsub(t, const(SHIFTER))                       # an integer, exactly
-    r = builder.fsub(x, builder.fmul(k, const(LN2_HI)))       # exact (LN2_HI's zero bits)
-    r = builder.fsub(r, builder.fmul(k, const(LN2_LO)))
     name = f"llvm.fma.v{x.type.count}f64"         # (llvmlite's declare_intrinsic: scalars only)
     fma = builder.module.globals.get(name) or ir.Function(
         builder.module, ir.FunctionType(x.type, [x.type] * 3), name)
+
+    def mul_add(a, b, c):
+        return builder.call(fma, [a, b, c])
+
+    x = builder.select(builder.fcmp_ordered(">", x, const(150.0)), const(150.0), x)
+    x = builder.select(builder.fcmp_ordered("<", x, const(-150.0)), const(-150.0), x)
+    t = mul_add(x, const(INV_LN2), const(SHIFTER))
+    k = builder.fsub(t, const(SHIFTER))                       # an integer, exactly
+    r = mul_add(k, const(-LN2_HI), x)                         # exact (LN2_HI's zero bits)
+    r = mul_add(k, const(-LN2_LO), r)
     p = const(1 / math.factorial(EXP_DEGREE))
     for n in range(EXP_DEGREE - 1, -1, -1):
-        p = builder.call(fma, [p, r, const(1 / math.factorial(n))])
+        p = mul_add(p, r, const(1 / math.factorial(n)))
     ints = ir.VectorType(ir.IntType(64), x.type.count)
     k_bits = builder.sub(builder.bitcast(t, ints), builder.bitcast(const(SHIFTER), ints))
     scale = builder.shl(builder.add(k_bits, const(1023, ints)), const(52, ints))
