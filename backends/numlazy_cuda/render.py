@@ -320,8 +320,8 @@ def _def(name: str, args, body, simulator, launch_bounds=None) -> list:
 
 def _elementwise(parts: KernelParts, simulator: bool) -> list:
     rank, lines = parts.rank, parts.lines
-    plan = _vector_plan(parts)
-    vector = _vector_loop(parts, *plan) if plan else ["start = cuda.grid(1)"]
+    plan = _vector_plan(parts, lines, parts.outs)
+    vector = _vector_loop(lines, *plan) if plan else ["start = cuda.grid(1)"]
     body = [f"total = {_product(range(rank))}"] + vector + [
         "for f in range(start, total, cuda.gridsize(1)):"]
     body += _indent(_unravel("f", range(rank)) + lines)
@@ -338,28 +338,29 @@ def _elementwise(parts: KernelParts, simulator: bool) -> list:
 
 
 # -- 16-byte accesses ------------------------------------------------------------------------
-# A rank-1 elementwise kernel whose arrays are read and written at the loop index reads each
-# with one 16-byte load per `lanes` elements and writes each with one 16-byte store (see
-# vector.py), when every such array has one itemsize (4 or 8 bytes) and is 16-byte aligned
-# at run time; otherwise, and for the tail, the scalar loop runs.
+# A rank-1 elementwise kernel (or full reduction) whose arrays are read and written at the
+# loop index reads each with one 16-byte load per `lanes` elements and writes each with one
+# 16-byte store (see vector.py), when every such array has one itemsize (4 or 8 bytes) and is
+# 16-byte aligned at run time; otherwise, and for the tail, the scalar loop runs.
 
 _AT_INDEX = re.compile(r"\b([ao])(\d+)\[i0\]")
 _STORE = re.compile(r"^o(\d+)\[i0\] = (.*)$")
 _OUTPUT = re.compile(r"\bo\d+\[")
 
 
-def _vector_plan(parts: KernelParts):
-    """(arrays read at the loop index, outputs, elements per 16-byte access) of a kernel
-    `_vector_loop` can vectorize, or None."""
+def _vector_plan(parts: KernelParts, lines: list, stored: list):
+    """(arrays read at the loop index, outputs, elements per 16-byte access) of the per-element
+    `lines` of a kernel, which store the outputs `stored` at the loop index, if
+    `_vector_loop` can vectorize them; else None."""
     from .vector import lanes   # here, not at import: the plugin loads without numba-cuda
     if parts.rank != 1:
         return None
-    reads = sorted({m.group(0)[:-4] for line in parts.lines for m in _AT_INDEX.finditer(line)
+    reads = sorted({m.group(0)[:-4] for line in lines for m in _AT_INDEX.finditer(line)
                     if m.group(1) == "a"})
-    stores = [_STORE.match(line) for line in parts.lines]
+    stores = [_STORE.match(line) for line in lines]
     outs = [f"o{m.group(1)}" for m in stores if m]
-    values = " ".join(m.group(2) if m else line for line, m in zip(parts.lines, stores))
-    if sorted(outs) != sorted(parts.outs) or _OUTPUT.search(values):
+    values = " ".join(m.group(2) if m else line for line, m in zip(lines, stores))
+    if sorted(outs) != sorted(stored) or _OUTPUT.search(values):
         return None                   # an output stored twice, elsewhere, or read
     nodes = parts.graph.nodes
     counts = {lanes(nodes[int(name[1:])].dtype) for name in reads + outs}
@@ -367,14 +368,15 @@ def _vector_plan(parts: KernelParts):
     return (reads, outs, count) if count else None
 
 
-def _vector_loop(parts: KernelParts, reads, outs, count: int) -> list:
-    """The statements before the scalar loop: the vector loop over `count`-element
-    vectors, and `start`, where the scalar loop begins (after the vector loop's elements)."""
+def _vector_loop(lines: list, reads, outs, count: int) -> list:
+    """The statements before the scalar loop over `lines`: the vector loop over
+    `count`-element vectors, its lanes in element order, and `start`, where the scalar loop
+    begins (after the vector loop's elements)."""
     body = [f"{', '.join(f'x{a[1:]}_{k}' for k in range(count))} = vldg({a}, j)"
             for a in reads]
     for k in range(count):
         lane = []
-        for line in parts.lines:
+        for line in lines:
             line = _AT_INDEX.sub(lambda m: f"x{m.group(2)}_{k}" if m.group(1) == "a"
                                  else m.group(0), line)
             store = _STORE.match(line)
@@ -526,8 +528,11 @@ def _reduction(parts: KernelParts, simulator: bool) -> list:
 def _full_reduction(parts: KernelParts, r: _Reduction, simulator: bool) -> list:
     rank = parts.rank
     args = parts.args[:1] + ["pacc", "pidx"] + parts.args[1:]
-    body = r.shared() + [f"total = {_product(range(rank))}"] + r.init + [
-        "for f in range(cuda.grid(1), total, cuda.gridsize(1)):",
+    # Each thread folds its elements in index order, vectors first (argmax: the first index).
+    plan = _vector_plan(parts, r.update, [])
+    vector = _vector_loop(r.update, *plan) if plan else ["start = cuda.grid(1)"]
+    body = r.shared() + [f"total = {_product(range(rank))}"] + r.init + vector + [
+        "for f in range(start, total, cuda.gridsize(1)):",
     ] + _indent(_unravel("f", range(rank)) + r.update) + r.tree() + [
         "if t == 0:",
         "    pacc[cuda.blockIdx.x] = acc",

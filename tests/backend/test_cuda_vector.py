@@ -1,6 +1,6 @@
-"""The CUDA backend's 16-byte accesses (numlazy_cuda/vector.py): which elementwise kernels
-get them, and that their values are right for every length, aligned or not (on a GPU or
-Numba's simulator)."""
+"""The CUDA backend's 16-byte accesses (numlazy_cuda/vector.py): which elementwise kernels and
+full reductions get them, and that their values are right for every length, aligned or not
+(on a GPU or Numba's simulator)."""
 import numpy as np
 import pytest
 
@@ -55,6 +55,15 @@ def test_kernels_without_one_itemsize_or_of_rank_2_stay_scalar(case):
     assert "LANES = 1" in source and "vldg(" not in source
 
 
+@pytest.mark.parametrize("op", ["sum", "max", "argmax"])
+def test_rank_1_full_reductions_read_16_bytes_at_a_time(op):
+    a, b = (nl.asarray(np.arange(64, dtype=np.float32) + k) for k in range(2))
+    source = render.render(_parts(getattr(nl, op)(a * b)), simulator=False)
+    partial = source[source.index("def partial"):source.index("def final")]
+    assert partial.count("= vldg(") == 2 and "aligned16(a0) and aligned16(a1)" in partial
+    assert "for f in range(start, total" in partial           # the scalar tail after it
+
+
 def _cuda_device():
     for name in nl.list_backends():
         if name.startswith("cuda"):
@@ -75,6 +84,20 @@ def test_vector_loop_and_its_tail_give_numpys_values(n, dtype):
     got = np.asarray(nl.sin(a) * b + 0.5 * c * c - a)
     a, b, c = host
     np.testing.assert_allclose(got, np.sin(a) * b + 0.5 * c * c - a, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 37, 1027])
+def test_vector_reductions_and_their_tail_give_numpys_values(n):
+    device = _cuda_device()
+    rng = np.random.default_rng(n)
+    host = [rng.standard_normal(n).astype(np.float32) for _ in range(2)]
+    host[0][n // 2] = host[0][n - 1] = 100.0                  # a tie: argmax is the first
+    a, b = (nl.asarray(h, device=device) for h in host)
+    a_, b_ = host
+    got = nl.to_cpu([nl.sum(a * b), nl.max(a - b), nl.argmax(a), nl.argmin(b * 2)])
+    np.testing.assert_allclose(got[0], np.sum(a_.astype(np.float64) * b_), rtol=1e-5)
+    assert got[1] == np.max(a_ - b_)
+    assert got[2] == np.argmax(a_) and got[3] == np.argmin(b_ * 2)
 
 
 def test_misaligned_arrays_take_the_scalar_loop():
