@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import itertools
 import math
+import os
 import statistics
 import time
 
@@ -88,7 +89,10 @@ def time_numlazy(work, record, want, rtol, nbytes, dev, sync, label=""):
 
 
 def anchors():
-    """The installed anchor libraries: name -> module."""
+    """The installed anchor libraries: name -> module. JAX allocates on demand: by default it
+    takes 75% of the GPU's memory at its first use, and on an 80 GB H100 torch.compile's
+    queued rows then ran out of memory."""
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     found = {}
     for name in ("cupy", "jax", "torch"):
         try:
