@@ -36,9 +36,10 @@ import re
 
 LANES = 8
 # The vocabulary name -> libmvec's AVX2 versions (x86-64 vector ABI names): 8 float32 lanes
-# (the "fast" `v` functions) and 4 float64 lanes (the "ieee" `w` functions, computed wide).
+# (the "fast" `v` functions) and 4 float64 lanes (the "ieee" `w` functions, computed wide;
+# None: computed inline, `_WIDE`).
 FUNCTIONS = {"sin": ("_ZGVdN8v_sinf", "_ZGVdN4v_sin"), "cos": ("_ZGVdN8v_cosf", "_ZGVdN4v_cos"),
-             "exp": ("_ZGVdN8v_expf", "_ZGVdN4v_exp"), "log": ("_ZGVdN8v_logf", "_ZGVdN4v_log")}
+             "exp": ("_ZGVdN8v_expf", None), "log": ("_ZGVdN8v_logf", "_ZGVdN4v_log")}
 # The import line of kernels that call them. It names this file's hash: Numba's disk cache
 # knows a kernel by its source, and a change here must not reuse kernels compiled before it.
 IMPORT = "from numlazy_cpu.vmath import " + ", ".join(
@@ -62,7 +63,8 @@ def _load() -> bool:
         ll.load_library_permanently("libmvec.so.1")
     except RuntimeError:
         return False
-    return True
+    return all(ll.address_of_symbol(symbol) for symbols in FUNCTIONS.values()
+               for symbol in symbols if symbol)     # an older glibc may lack one: use none
 
 
 AVAILABLE = _load()
