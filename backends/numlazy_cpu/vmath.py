@@ -18,10 +18,11 @@ Two families of functions, by precision:
 
 - "fast" kernels call `vsin8` and co.: libmvec's float32 versions, 8 lanes a call, at most
   4 ULP (like NumPy's own SIMD float32 functions).
-- "ieee" kernels call `wsin8` and co.: each float32 argument widened to float64, libmvec's
-  4-lane float64 versions (at most 4 ULP of a float64, that is 2^-27 ULP of a float32), the
-  result rounded to float32 once. That is within 0.5 ULP plus 2^-26 ULP of the exact value:
-  as accurate as glibc's scalar `sinf`, which also computes in float64, and 2-3x faster.
+- "ieee" kernels call `wsin8` and co.: each float32 argument widened to float64, computed by
+  libmvec's 4-lane float64 versions (at most 4 ULP of a float64, that is 2^-27 ULP of a
+  float32) or, for exp, inline (`_exp_lanes`), and the result rounded to float32 once. That
+  is within 0.5 ULP plus 2^-26 ULP of the exact value: as accurate as glibc's scalar `sinf`,
+  which also computes in float64 (the float32 chain on 16 cores: 29.4 -> 12.6 ms).
 
 Lanes run each statement in element order, so a reduction's accumulator still sees its
 values in the original order and the rest of an "ieee" kernel stays bit for bit what the
@@ -93,9 +94,9 @@ def _vector_function(name: str, symbol: str, wide: bool):
         if name in _WIDE:
             y = _WIDE[name](builder, x)
         else:                                     # libmvec: 4 float64 lanes a call
-            half = ir.VectorType(ir.DoubleType(), LANES // 2)
-            lo, hi = (call(builder, builder.shuffle_vector(x, x, _indices(range(a, a + LANES // 2))),
-                           half) for a in (0, LANES // 2))
+            half, h = ir.VectorType(ir.DoubleType(), LANES // 2), LANES // 2
+            lo, hi = (call(builder, builder.shuffle_vector(x, x, _indices(range(a, a + h))), half)
+                      for a in (0, h))
             y = builder.shuffle_vector(lo, hi, _indices(range(LANES)))
         return builder.fptrunc(y, floats)
 
