@@ -12,7 +12,7 @@ in AVX2 registers:
         o1[i0] = v0 * 2              ->        v0_L0, ..., v0_L7 = wsin8(a0[i0_L0], ..., a0[i0_L7])
                                                o1[i0_L0] = v0_L0 * 2  ...
                                            for i0 in range(n[0] // 8 * 8, n[0]):
-                                               (the loop as it was: the last < 8 elements)
+                                               (the loop, its calls through the same functions)
 
 Two families of functions, by precision:
 
@@ -134,7 +134,7 @@ def _indices(ks):
 # and it was most of the "ieee" float32 row softmax: 9.1 ms, 3.9 without the exp (2048^2, 2
 # cores). This one takes it to 6.9 ms (bench/NOTES.md, session 14). For float32 arguments,
 # with k = round(x / ln2) and r = x - k ln2:
-#   exp(x) = 2^k e^r,  |r| <= ln2 / 2,
+#   exp(x) = 2^k e^r,  |r| <= ln2 / 2,  |k| <= 216,
 # e^r by its Taylor polynomial of degree 9 (truncation below 1e-11, relative: 2e-4 of a
 # float32 ULP; degree 8 rounded 27x more results wrongly and was no faster) in fused
 # multiply-adds, 2^k from its bits. Arguments are clamped to +-150 first (every float32
@@ -177,7 +177,7 @@ def _exp_lanes(builder, x):
     x = builder.select(builder.fcmp_ordered("<", x, const(-150.0)), const(-150.0), x)
     t = mul_add(x, const(INV_LN2), const(SHIFTER))
     k = builder.fsub(t, const(SHIFTER))                       # an integer, exactly
-    r = mul_add(k, const(-LN2_HI), x)                         # exact (LN2_HI's zero bits)
+    r = mul_add(k, const(-LN2_HI), x)         # exact: LN2_HI's zero bits, and x a float32
     r = mul_add(k, const(-LN2_LO), r)
     p = const(1 / math.factorial(EXP_DEGREE))
     for n in range(EXP_DEGREE - 1, -1, -1):
@@ -260,7 +260,23 @@ def _interleaved(loop, body: list, after: list, family: str):
     return [f"{indent}for g in {kind}({count} // {LANES}):"] + \
         [indent + step + line for line in lanes] + \
         [f"{indent}for {var} in range({first}{count} // {LANES} * {LANES}, {hi}):"] + \
-        [indent + step + line for line in body]
+        [indent + step + line for line in _tail(body, family)]
+
+
+def _tail(body: list, family: str) -> list:
+    """The loop body for the last < 8 elements: each call through the same vector function
+    (its argument in every lane), so that a value's result does not depend on where it sits
+    (the scalar `sinf` is 1 ULP off the `w` result for ~1% of arguments)."""
+    out = []
+    for line in body:
+        call = _CALL.match(line)
+        if call:
+            name, fn, arg = call.groups()
+            out += [f"{name}_x = {arg}",
+                    f"{name} = {family}{fn}8({', '.join([f'{name}_x'] * LANES)})[0]"]
+        else:
+            out.append(line)
+    return out
 
 
 def _lane_local(var: str, body: list):
