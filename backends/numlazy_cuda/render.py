@@ -320,12 +320,11 @@ def _def(name: str, args, body, simulator, launch_bounds=None) -> list:
 
 def _elementwise(parts: KernelParts, simulator: bool) -> list:
     rank, lines = parts.rank, parts.lines
-    plan = _vector_plan(parts, lines, parts.outs)
-    vector = _vector_loop(lines, *plan) if plan else ["start = cuda.grid(1)"]
+    vector, count = _vectorized(parts, lines, parts.outs)
     body = [f"total = {_product(range(rank))}"] + vector + [
         "for f in range(start, total, cuda.gridsize(1)):"]
     body += _indent(_unravel("f", range(rank)) + lines)
-    out = [f"LANES = {plan[2] if plan else 1}", ""] + _def("flat", parts.args, body, simulator)
+    out = [f"LANES = {count}", ""] + _def("flat", parts.args, body, simulator)
     if rank >= 2:
         last = rank - 1
         body = [f"outer = {_product(range(last))}",
@@ -346,6 +345,13 @@ def _elementwise(parts: KernelParts, simulator: bool) -> list:
 _AT_INDEX = re.compile(r"\b([ao])(\d+)\[i0\]")
 _STORE = re.compile(r"^o(\d+)\[i0\] = (.*)$")
 _OUTPUT = re.compile(r"\bo\d+\[")
+
+
+def _vectorized(parts: KernelParts, lines: list, stored: list):
+    """(the statements before the scalar loop over `lines`, elements per vector): the vector
+    loop if `lines` can have one, else just `start`; 1 element without it."""
+    plan = _vector_plan(parts, lines, stored)
+    return (_vector_loop(lines, *plan), plan[2]) if plan else (["start = cuda.grid(1)"], 1)
 
 
 def _vector_plan(parts: KernelParts, lines: list, stored: list):
@@ -529,8 +535,7 @@ def _full_reduction(parts: KernelParts, r: _Reduction, simulator: bool) -> list:
     rank = parts.rank
     args = parts.args[:1] + ["pacc", "pidx"] + parts.args[1:]
     # Each thread folds its elements in index order, vectors first (argmax: the first index).
-    plan = _vector_plan(parts, r.update, [])
-    vector = _vector_loop(r.update, *plan) if plan else ["start = cuda.grid(1)"]
+    vector, _ = _vectorized(parts, r.update, [])
     body = r.shared() + [f"total = {_product(range(rank))}"] + r.init + vector + [
         "for f in range(start, total, cuda.gridsize(1)):",
     ] + _indent(_unravel("f", range(rank)) + r.update) + r.tree() + [
