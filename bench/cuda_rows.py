@@ -8,9 +8,10 @@ block per row holding SLOTS elements per thread in registers; needs cols == SLOT
 Optional words: launch bounds, `@512x2` (at most 512 threads a block, 2 blocks an SM: ptxas
 keeps to 64 registers) or `@none` (the default: ptxas chooses); `:fast`, the "fast" fp32
 precision; `:signed`, subscripts as Numba's signed (wraparound-checked) indices, as before
-the unsigned-subscript change (NOTES "CUDA v4"). Each config renders its kernels afresh
-(numlazy's in-memory caches are cleared) and the launcher is told which variant and block
-size to use. The step is timed as bench/gpu_check.py times it (median of 30 synchronized
+the unsigned-subscript change (NOTES "CUDA v4"); `:scalar`, `exact` without its 16-byte loads
+and stores (4-byte accesses, each thread's elements a block apart, as before session 15).
+Each config renders its kernels afresh (numlazy's in-memory caches are cleared) and the
+launcher is told which variant and block size to use. The step is timed as bench/gpu_check.py times it (median of 30 synchronized
 steps, float32), split into the host's part (until `mark_step` returns) and the wait, then
 the kernel alone (30 launches back to back). `--profile` prints where the host's part of 30
 steps of the last config goes.
@@ -35,6 +36,7 @@ from gpu_check import check, timeit
 
 BOUNDS = render.ROW_BOUNDS
 UNSIGNED = render._unsigned
+VECTOR_PLAN = render._row_vector_plan
 
 
 def force(variant: str, threads: int, seen: list):
@@ -112,10 +114,12 @@ def main():
         bounds = next((w[1:] for w in words if w.startswith("@")), None)
         render.ROW_BOUNDS = BOUNDS if bounds is None else None if bounds == "none" else \
             tuple(map(int, bounds.split("x")))
-        flags = {w for w in words if w in ("fast", "signed")}
+        flags = {w for w in words if w in ("fast", "signed", "scalar")}
         numbers = [w for w in words if w not in flags and not w.startswith("@")]
         fast = "fast" in flags
         render._unsigned = (lambda line: line) if "signed" in flags else UNSIGNED
+        render._row_vector_plan = (lambda *a: (1, [], [])) if "scalar" in flags else \
+            VECTOR_PLAN
         threads = int(numbers[-1])
         if variant == "exact":
             render.ROW_CACHE = int(numbers[0])

@@ -7,6 +7,7 @@
 #   tests   the backend test suite on the real GPU (pytest tests/backend -k cuda)
 #   gpu     bench/gpu_check.py: chain, dotsum, softmax (2^27 float32), tiny, against the GPU
 #           anchors installed there (CuPy, cupy.fuse, JAX, torch.compile, numba.cuda)
+#   rows    bench/cuda_rows.py: the softmax row kernel's variants, alone and in a step
 #   cpu     bench/compare.py on the host's CPU cores (float64 and float32, 2^25)
 #   engine  bench/engine.py: tiny, logreg, cold, matmul 4096^2 on the CPU
 #   setup   nothing more: the wheels installed, for commands of your own after it
@@ -46,6 +47,10 @@ for phase in $PHASES; do
     gpu)
         timeout "${PHASE_TIMEOUT_GPU:-240}" python3 bench/gpu_check.py "${GPU_LOG2:-27}" 2>&1 \
             | tee "$OUTDIR/gpu.log" | grep -v "^|" ;;
+    rows)
+        PYTHONPATH=$PYTHONPATH:$PWD/bench timeout "${PHASE_TIMEOUT_ROWS:-200}" \
+            python3 bench/cuda_rows.py --configs "${ROW_CONFIGS:-exact:8:512:fast:scalar,exact:8:512:fast,exact:8:512:scalar,exact:8:512,exact:8:512:fast:scalar,exact:8:512:fast}" \
+            2>&1 | tee "$OUTDIR/rows.log" ;;
     cpu)
         for dtype in ${CPU_DTYPES:-float64 float32}; do
             timeout "${PHASE_TIMEOUT_CPU:-150}" python3 bench/compare.py --n 2**25 \
@@ -56,7 +61,7 @@ for phase in $PHASES; do
         timeout "${PHASE_TIMEOUT_ENGINE:-150}" python3 bench/engine.py --repeat 5 \
             --matmul-n 4096 2>&1 | tee "$OUTDIR/engine.log" ;;
     setup) ;;
-    *) echo "unknown phase $phase (tests, gpu, cpu, engine, setup)"; exit 2 ;;
+    *) echo "unknown phase $phase (tests, gpu, rows, cpu, engine, setup)"; exit 2 ;;
     esac
 done
 # The tables last, where the reply's tail shows them.

@@ -653,7 +653,7 @@ def _barrier(lines) -> list:
 # values in shared memory (NOTES, session 12): 16 in 0.280, 8 in 0.284, within noise.
 
 ROW_CACHE = 8                # elements per thread (a row of 4096 with 512 threads)
-ROW_CACHE_SIMULATOR = 2      # small rows under the simulator (a row of 64 with 32 threads)
+ROW_CACHE_SIMULATOR = 4      # small rows under the simulator (a row of 64 with 16 threads)
 ROW_CACHE_READS = 4          # inputs kept in registers, at most (ROW_CACHE values each)
 ROW_BOUNDS = None            # launch bounds (most threads, fewest blocks an SM holds), or
                              # none: ptxas's own choice ran fastest on the H200 (8 a thread:
@@ -713,6 +713,7 @@ def _exact_row(row: RowParts, simulator: bool) -> list:
     reads = _element_reads(line for _, _, per_element, _ in phases for line in per_element)
     loads = {read: f"ld{k}" for k, read in enumerate(reads)}
     element_dims = range(outer, rank)
+    count, vreads, vouts = _row_vector_plan(row, phases, slots)
 
     def at(lines, u: int) -> list:
         """`lines` at this thread's u-th element: index variables of the element dims, the
@@ -731,30 +732,98 @@ def _exact_row(row: RowParts, simulator: bool) -> list:
             lines = [line.replace(read, name) for line in lines]
         return lines
 
+    def vector_or_scalar(vector, scalar) -> list:
+        """The 16-byte accesses where every vectorized array is aligned, else the scalar
+        ones (both over the same elements)."""
+        return ["if vec:"] + _indent(vector) + ["else:"] + _indent(scalar) if vector \
+            else scalar
+
     body = ["t = cuda.threadIdx.x"] + _row_shared(row)
     for j, (_, _, _, r) in enumerate(phases):
         if r is not None:
             body += [line for line in _phase(r.shared(), j) if line not in body]
-    body += [f"outer = {_product(range(outer))}",
-             "for g in range(cuda.blockIdx.x, outer, cuda.gridDim.x):"]
+    body += [f"outer = {_product(range(outer))}"]
+    if count > 1:
+        body += [f"vectors = {_product(element_dims)} // {count}",
+                 "vec = " + " and ".join(f"aligned16({a})" for a in vouts + vreads)]
+    body += ["for g in range(cuda.blockIdx.x, outer, cuda.gridDim.x):"]
     head = _unravel("g", range(outer))
     for u in range(slots):
-        head += [f"h_{u} = t + {u} * cuda.blockDim.x"] + at(_unravel(f"h_{u}", element_dims), u)
+        chunk, lane = divmod(u, count)
+        element = f"t + {u} * cuda.blockDim.x" if count == 1 else \
+            f"(t + {chunk} * cuda.blockDim.x) * {count} + {lane}"
+        head += [f"h_{u} = {element}"] + at(_unravel(f"h_{u}", element_dims), u)
+    chunks = range(slots // count) if count > 1 else ()
+    head += [f"j_{c} = g * vectors + t + {c} * cuda.blockDim.x" for c in chunks]
+    vector, scalar = [], []
     for read, name in loads.items():
-        head += [line for u in range(slots) for line in at([f"{name} = {read}"], u)]
+        lines = [line for u in range(slots) for line in at([f"{name} = {read}"], u)]
+        if read.split("[")[0] in vreads and read.endswith(f"[{_full_index(rank)}]"):
+            vector += [", ".join(f"{name}_{c * count + k}" for k in range(count)) +
+                       f" = vldg({read.split('[')[0]}, j_{c})" for c in chunks]
+            scalar += lines
+        else:
+            head += lines
+    head += vector_or_scalar(vector, scalar)
     phase_lines = []
     for j, (kind, per_row, per_element, r) in enumerate(phases):
         if kind == "row":
             lines = ["if t == 0:"] + _indent(per_row)
         else:
             lines = per_row + (_phase(r.init, j) if r is not None else [])
-            element = registers(per_element)
+            element, stored = [], []
+            for line in registers(per_element):
+                m = _ROW_STORE_AT(rank).match(line)
+                if m and f"o{m.group(1)}" in vouts:
+                    stored.append(m.group(1))
+                    line = f"sv{m.group(1)} = {m.group(2)}"
+                element.append(line)
             for u in range(slots):
                 lines += at(element, u)
+            lines += vector_or_scalar(
+                [f"vstore(o{p}, j_{c}, " + ", ".join(f"sv{p}_{c * count + k}"
+                                                     for k in range(count)) + ")"
+                 for p in stored for c in chunks],
+                [line for p in stored for u in range(slots)
+                 for line in at([f"o{p}[{_full_index(rank)}] = sv{p}_{u}"], u)])
             if r is not None:
                 lines += _phase(r.tree(), j) + ["if t == 0:"] + _indent(_phase([r.store], j))
         phase_lines += _barrier(lines)
     return body + _indent(head + phase_lines)
+
+
+# `exact` with 16-byte accesses: thread t's elements are `count`-element vectors t, t + B,
+# ... of the row (B threads), so each vector is one `vldg` / `vstore` (vector.py) of an array
+# read or written at the element index; the scalar accesses for misaligned arrays (views)
+# visit the same elements, so every input reduces in the same order either way.
+
+def _full_index(rank: int) -> str:
+    return ", ".join(f"i{d}" for d in range(rank))
+
+
+def _ROW_STORE_AT(rank: int):
+    return re.compile(rf"^o(\d+)\[{_full_index(rank)}\] = (.*)$")
+
+
+def _row_vector_plan(row: RowParts, phases, slots: int):
+    """(elements per 16-byte access, inputs read at the element index, outputs stored there)
+    for `exact`: every such array one itemsize, `slots` a multiple of its lanes, each output
+    stored once and never read; else (1, [], [])."""
+    from .vector import lanes   # here, not at import: the plugin loads without numba-cuda
+    full = _full_index(row.rank)
+    lines = [line for _, per_row, per_element, _ in phases for line in per_row + per_element]
+    reads = sorted({m.group(1) for line in lines
+                    for m in re.finditer(rf"\b(a\d+)\[{full}\]", line)})
+    store = _ROW_STORE_AT(row.rank)
+    outs = [f"o{m.group(1)}" for line in lines if (m := store.match(line))]
+    mentions = [m.group(1) for line in lines for m in re.finditer(r"\b(o\d+)\[", line)]
+    outs = [o for o in outs if mentions.count(o) == 1]
+    nodes = row.phases[0].graph.nodes
+    counts = {lanes(nodes[int(name[1:])].dtype) for name in reads + outs}
+    count = counts.pop() if len(counts) == 1 else 0
+    if count < 2 or slots % count:
+        return 1, [], []
+    return count, reads, outs
 
 
 # -- matmul (the fallback when CuPy is missing) ----------------------------------------------

@@ -1,4 +1,4 @@
-"""16-byte loads and stores for generated elementwise kernels.
+"""16-byte loads and stores for generated elementwise and row kernels.
 
 Numba compiles `a[i]` to a scalar `ld.global.f32`, even in a loop unrolled by four, because
 it cannot know that `a`'s data is 16-byte aligned. On an H200 the best hand-unrolled scalar
@@ -6,15 +6,16 @@ float32 chain kernel reached 4.07 TB/s; torch.compile's 4.38 TB/s comes from 128
 accesses (bench/NOTES.md, sessions 12 and 13: with these, numlazy's chain reaches 4.17–4.29
 TB/s). These intrinsics give a kernel those accesses:
 
-    x0, x1, x2, x3 = vldg(a, j)           # a[4j : 4j+4] in one ld.global.nc.v4.f32
-    vstore(out, j, y0, y1, y2, y3)        # out[4j : 4j+4] in one st.global.v4.f32
+    x0, x1, x2, x3 = vldg(a, j)           # a.flat[4j : 4j+4] in one ld.global.nc.v4.f32
+    vstore(out, j, y0, y1, y2, y3)        # out.flat[4j : 4j+4] in one st.global.v4.f32
     if aligned16(a) and aligned16(out):   # one AND per array, hoisted out of the loop
 
 The number of lanes is 16 // itemsize: 4 for 4-byte dtypes, 2 for 8-byte ones. `vldg` marks
 its load invariant (the read-only data cache), so it is only for arrays the kernel does not
 write. Nothing is bounds-checked: callers loop `j < n // lanes` and finish the tail with
-scalar code. An array that is not C-contiguous types, but `aligned16` is False for it at
-compile time, so a guarded vector access to it is dead code.
+scalar code. Arrays of any rank are read in their flat (C) order. An array that is not
+C-contiguous types, but `aligned16` is False for it at compile time, so a guarded vector
+access to it is dead code.
 
 Under Numba's CUDA simulator kernels run as Python: the same names are plain functions
 there, and they assert the alignment a GPU would fault on.
@@ -36,21 +37,23 @@ def lanes(dtype) -> int:
 
 
 if config.ENABLE_CUDASIM:
-    def _lanes(arr, j) -> int:
+    def _flat(arr, j):
+        """(the elements of C-contiguous `arr` in order, the lanes of its dtype)."""
         count = lanes(arr.dtype)
         address = arr.ctypes.data + count * j * arr.dtype.itemsize
+        assert arr.flags.c_contiguous, "vector access to an array that is not C-contiguous"
         assert address % VECTOR_BYTES == 0, "vector access to a misaligned address"
-        return count
+        return arr.reshape(-1), count
 
     def vldg(arr, j):
-        count = _lanes(arr, j)
-        return tuple(arr[count * j + k] for k in range(count))
+        flat, count = _flat(arr, j)
+        return tuple(flat[count * j + k] for k in range(count))
 
     def vstore(arr, j, *values):
-        count = _lanes(arr, j)
+        flat, count = _flat(arr, j)
         assert len(values) == count, f"vstore: {count} values for {arr.dtype}"
         for k in range(count):
-            arr[count * j + k] = values[k]
+            flat[count * j + k] = values[k]
 
     def aligned16(arr) -> bool:
         return arr.flags.c_contiguous and arr.ctypes.data % VECTOR_BYTES == 0
@@ -65,8 +68,8 @@ else:
     _I64 = ir.IntType(64)
 
     def _lanes_of(name: str, arr, j) -> int:
-        if not (isinstance(arr, types.Array) and arr.ndim == 1):
-            raise TypingError(f"{name}: expected a 1-d array, got {arr}")
+        if not isinstance(arr, types.Array):
+            raise TypingError(f"{name}: expected an array, got {arr}")
         count = lanes(str(arr.dtype)) \
             if isinstance(arr.dtype, (types.Float, types.Integer)) else 0
         if not count:

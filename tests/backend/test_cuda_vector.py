@@ -115,3 +115,77 @@ def test_misaligned_arrays_take_the_scalar_loop():
     args = [np.float32(2.0), np.float32(1.0)]
     module.flat[2, 32]((37,), out, x, *args)
     np.testing.assert_array_equal(out.copy_to_host(), host[1:] * 2 + 1)
+
+
+# -- row kernels: `exact` holds 16-byte vectors of the row --------------------------------------
+
+def _row_parts(y):
+    from numlazy.codegen import RowParts
+    graph = Graph([y._node])
+    (kernel,) = fusion.partition(graph, lambda op: True, True).kernels
+    return RowParts(graph, kernel)
+
+
+def _softmax(x):
+    e = nl.exp(x - nl.max(x, axis=1, keepdims=True))
+    return e / nl.sum(e, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("dtype, lanes", [("float32", 4), ("float64", 2)])
+def test_exact_row_kernels_load_and_store_16_bytes_at_a_time(dtype, lanes):
+    source = render.render(_row_parts(_softmax(nl.asarray(np.ones((4, 8), dtype)))),
+                           simulator=False)
+    exact = source[source.index("def exact"):]
+    vectors = render.ROW_CACHE // lanes
+    assert exact.count("= vldg(a0, j_") == vectors          # the row's one input, once
+    assert exact.count("vstore(o") == vectors and "vec = aligned16(o" in exact
+    assert f"(t + 1 * cuda.blockDim.x) * {lanes} + 0" in exact  # vector k of thread t: t + kB
+
+
+def test_exact_rows_with_mixed_itemsizes_stay_scalar():
+    x = nl.asarray(np.ones((4, 8), np.float32))
+    y = x / nl.sum(nl.astype(x, nl.float64), axis=1, keepdims=True)   # float64 output
+    exact = render.render(_row_parts(y), simulator=False)
+    assert "def exact" in exact and "vldg(" not in exact.split("def exact")[1]
+
+
+def _exact_launch(backend, y, x, out):
+    """Run the `exact` kernel of the row kernel computing `y` on device arrays."""
+    module = cache.load_module(render.render(_row_parts(y), backend.simulator))
+    rows, cols = x.shape
+    module.exact[rows, cols // render.row_cache(backend.simulator)]((rows, cols), out, x)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_exact_rows_give_the_same_bits_aligned_or_not(dtype):
+    """A misaligned row array takes the scalar accesses, over the same elements of each
+    thread: the row reduces in the same order, to the same bits."""
+    device = _cuda_device()
+    backend = nl.registry.backend_for(nl.device(device))
+    from numba import cuda
+    cols = 16 * render.row_cache(backend.simulator)
+    host = np.random.default_rng(3).standard_normal(3 * cols + 1).astype(dtype) * 5
+    y = _softmax(nl.asarray(np.ones((3, cols), dtype)))
+    outs = []
+    for x in (cuda.to_device(host[1:].copy().reshape(3, cols)),     # aligned
+              cuda.to_device(host)[1:].reshape(3, cols)):             # 4 or 8 bytes past
+        out = cuda.device_array((3, cols), dtype)
+        _exact_launch(backend, y, x, out)
+        outs.append(out.copy_to_host())
+    x = host[1:].reshape(3, cols).astype(np.float64)
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(outs[0], e / e.sum(axis=1, keepdims=True),
+                               rtol=1e-5 if dtype == "float32" else 1e-13)
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_exact_row_argmax_keeps_the_first_of_ties():
+    device = _cuda_device()
+    cols = 16 * render.row_cache(nl.registry.backend_for(nl.device(device)).simulator)
+    host = np.zeros((4, cols), np.float32)
+    for r, ties in enumerate([(0, cols - 1), (5, 6), (cols // 2, 3), (cols - 2, cols - 1)]):
+        host[r, list(ties)] = 7.0
+    x = nl.asarray(host, device=device)
+    got = nl.to_cpu([nl.argmax(x, axis=1), x - nl.max(x, axis=1, keepdims=True)])
+    np.testing.assert_array_equal(got[0], np.argmax(host, axis=1))
+    np.testing.assert_array_equal(got[1], host - host.max(axis=1, keepdims=True))

@@ -3,9 +3,9 @@ kernels that feed on them run as one kernel, phase after phase per row (a row so
 kernel launch). Values against NumPy; kernel counts on the compiled devices.
 
 Sizes are picked for the CUDA launcher under the simulator (32 threads a block at most, 2
-blocks, 2 elements a thread in `exact`): rows of 5 take the thread-per-row variant; rows of 64
-the block-per-row one holding the row in registers (`exact`: 2 elements for each of 32
-threads); rows of 20 and 70 the block-per-row loop (`block`), with idle threads, and with more
+blocks, 4 elements a thread in `exact`): rows of 5 take the thread-per-row variant; rows of 64
+the block-per-row one holding the row in registers (`exact`: 4 elements for each of 16
+threads, one 16-byte vector of float32 or two of float64); rows of 20 and 70 the block-per-row loop (`block`), with idle threads, and with more
 elements than threads and more rows than blocks.
 """
 from __future__ import annotations
