@@ -358,7 +358,6 @@ def _vector_plan(parts: KernelParts, lines: list, stored: list):
     """(arrays read at the loop index, outputs, elements per 16-byte access) of the per-element
     `lines` of a kernel, which store the outputs `stored` at the loop index, if
     `_vector_loop` can vectorize them; else None."""
-    from .vector import lanes   # here, not at import: the plugin loads without numba-cuda
     if parts.rank != 1:
         return None
     reads = sorted({m.group(0)[:-4] for line in lines for m in _AT_INDEX.finditer(line)
@@ -368,10 +367,16 @@ def _vector_plan(parts: KernelParts, lines: list, stored: list):
     values = " ".join(m.group(2) if m else line for line, m in zip(lines, stores))
     if sorted(outs) != sorted(stored) or _OUTPUT.search(values):
         return None                   # an output stored twice, elsewhere, or read
-    nodes = parts.graph.nodes
-    counts = {lanes(nodes[int(name[1:])].dtype) for name in reads + outs}
-    count = counts.pop() if len(counts) == 1 else 0
+    count = _common_lanes(parts.graph, reads + outs)
     return (reads, outs, count) if count else None
+
+
+def _common_lanes(graph, names) -> int:
+    """Elements per 16-byte access of the arrays `names` (`a<p>`/`o<p>`, node p of `graph`)
+    if they share one itemsize that has vector accesses, else 0."""
+    from .vector import lanes   # here, not at import: the plugin loads without numba-cuda
+    counts = {lanes(graph.nodes[int(name[1:])].dtype) for name in names}
+    return counts.pop() if len(counts) == 1 else 0
 
 
 def _vector_loop(lines: list, reads, outs, count: int) -> list:
@@ -713,7 +718,10 @@ def _exact_row(row: RowParts, simulator: bool) -> list:
     reads = _element_reads(line for _, _, per_element, _ in phases for line in per_element)
     loads = {read: f"ld{k}" for k, read in enumerate(reads)}
     element_dims = range(outer, rank)
+    full = _full_index(rank)
     count, vreads, vouts = _row_vector_plan(row, phases, slots)
+    vector_reads = {f"{a}[{full}]": a for a in vreads}
+    store_at = _store_at(full)
 
     def at(lines, u: int) -> list:
         """`lines` at this thread's u-th element: index variables of the element dims, the
@@ -758,9 +766,9 @@ def _exact_row(row: RowParts, simulator: bool) -> list:
     vector, scalar = [], []
     for read, name in loads.items():
         lines = [line for u in range(slots) for line in at([f"{name} = {read}"], u)]
-        if read.split("[")[0] in vreads and read.endswith(f"[{_full_index(rank)}]"):
+        if read in vector_reads:
             vector += [", ".join(f"{name}_{c * count + k}" for k in range(count)) +
-                       f" = vldg({read.split('[')[0]}, j_{c})" for c in chunks]
+                       f" = vldg({vector_reads[read]}, j_{c})" for c in chunks]
             scalar += lines
         else:
             head += lines
@@ -773,7 +781,7 @@ def _exact_row(row: RowParts, simulator: bool) -> list:
             lines = per_row + (_phase(r.init, j) if r is not None else [])
             element, stored = [], []
             for line in registers(per_element):
-                m = _ROW_STORE_AT(rank).match(line)
+                m = store_at.match(line)
                 if m and f"o{m.group(1)}" in vouts:
                     stored.append(m.group(1))
                     line = f"sv{m.group(1)} = {m.group(2)}"
@@ -785,7 +793,7 @@ def _exact_row(row: RowParts, simulator: bool) -> list:
                                                      for k in range(count)) + ")"
                  for p in stored for c in chunks],
                 [line for p in stored for u in range(slots)
-                 for line in at([f"o{p}[{_full_index(rank)}] = sv{p}_{u}"], u)])
+                 for line in at([f"o{p}[{full}] = sv{p}_{u}"], u)])
             if r is not None:
                 lines += _phase(r.tree(), j) + ["if t == 0:"] + _indent(_phase([r.store], j))
         phase_lines += _barrier(lines)
@@ -801,26 +809,24 @@ def _full_index(rank: int) -> str:
     return ", ".join(f"i{d}" for d in range(rank))
 
 
-def _ROW_STORE_AT(rank: int):
-    return re.compile(rf"^o(\d+)\[{_full_index(rank)}\] = (.*)$")
+def _store_at(full: str):
+    """A line storing an output at the subscript `full`: (its position, the value)."""
+    return re.compile(rf"^o(\d+)\[{full}\] = (.*)$")
 
 
 def _row_vector_plan(row: RowParts, phases, slots: int):
     """(elements per 16-byte access, inputs read at the element index, outputs stored there)
     for `exact`: every such array one itemsize, `slots` a multiple of its lanes, each output
     stored once and never read; else (1, [], [])."""
-    from .vector import lanes   # here, not at import: the plugin loads without numba-cuda
     full = _full_index(row.rank)
     lines = [line for _, per_row, per_element, _ in phases for line in per_row + per_element]
     reads = sorted({m.group(1) for line in lines
                     for m in re.finditer(rf"\b(a\d+)\[{full}\]", line)})
-    store = _ROW_STORE_AT(row.rank)
+    store = _store_at(full)
     outs = [f"o{m.group(1)}" for line in lines if (m := store.match(line))]
     mentions = [m.group(1) for line in lines for m in re.finditer(r"\b(o\d+)\[", line)]
     outs = [o for o in outs if mentions.count(o) == 1]
-    nodes = row.phases[0].graph.nodes
-    counts = {lanes(nodes[int(name[1:])].dtype) for name in reads + outs}
-    count = counts.pop() if len(counts) == 1 else 0
+    count = _common_lanes(row.phases[0].graph, reads + outs)
     if count < 2 or slots % count:
         return 1, [], []
     return count, reads, outs

@@ -6,17 +6,18 @@ import pytest
 
 import numlazy as nl
 from numlazy import cache, fusion
-from numlazy.codegen import KernelParts
+from numlazy.codegen import KernelParts, RowParts
 from numlazy.ir import Graph
 
 pytest.importorskip("numba_cuda", reason="numba-cuda is not installed")
 render = pytest.importorskip("numlazy_cuda.render")
 
 
-def _parts(y) -> KernelParts:
+def _parts(y, parts=KernelParts):
+    """The kernel parts (`KernelParts` or `RowParts`) of the one kernel computing `y`."""
     graph = Graph([y._node])
     (kernel,) = fusion.partition(graph, lambda op: True, True).kernels
-    return KernelParts(graph, kernel)
+    return parts(graph, kernel)
 
 
 def _chain(dtype, n=64, extra=lambda a: 0):
@@ -120,10 +121,7 @@ def test_misaligned_arrays_take_the_scalar_loop():
 # -- row kernels: `exact` holds 16-byte vectors of the row --------------------------------------
 
 def _row_parts(y):
-    from numlazy.codegen import RowParts
-    graph = Graph([y._node])
-    (kernel,) = fusion.partition(graph, lambda op: True, True).kernels
-    return RowParts(graph, kernel)
+    return _parts(y, RowParts)
 
 
 def _softmax(x):
