@@ -168,6 +168,16 @@ GPU_MATH_NAMES = {
 
 
 VECTOR_IMPORT = "from numlazy_cuda.vector import aligned16, vldg, vstore"
+VECTOR_BYTES = 16
+
+
+def lanes(dtype) -> int:
+    """Elements per 16-byte access (vector.py) of `dtype`: 4-byte and 8-byte integers and
+    floats only (0 for the others). Here, not in vector.py, because rendering needs it and
+    the plugin renders without numba-cuda."""
+    dtype = np.dtype(dtype)
+    return VECTOR_BYTES // dtype.itemsize if dtype.kind in "iuf" and \
+        dtype.itemsize in (4, 8) else 0
 
 
 def prelude(simulator: bool) -> str:
@@ -374,7 +384,6 @@ def _vector_plan(parts: KernelParts, lines: list, stored: list):
 def _common_lanes(graph, names) -> int:
     """Elements per 16-byte access of the arrays `names` (`a<p>`/`o<p>`, node p of `graph`)
     if they share one itemsize that has vector accesses, else 0."""
-    from .vector import lanes   # here, not at import: the plugin loads without numba-cuda
     counts = {lanes(graph.nodes[int(name[1:])].dtype) for name in names}
     return counts.pop() if len(counts) == 1 else 0
 

@@ -22,19 +22,9 @@ there, and they assert the alignment a GPU would fault on.
 """
 from __future__ import annotations
 
-import numpy as np
 from numba.cuda.core import config
 
-VECTOR_BYTES = 16
-
-
-def lanes(dtype) -> int:
-    """Elements per 16-byte access of `dtype`: 4-byte and 8-byte integers and floats only
-    (0 for the others)."""
-    dtype = np.dtype(dtype)
-    return VECTOR_BYTES // dtype.itemsize if dtype.kind in "iuf" and \
-        dtype.itemsize in (4, 8) else 0
-
+from .render import VECTOR_BYTES, lanes
 
 if config.ENABLE_CUDASIM:
     def _flat(arr, j):
