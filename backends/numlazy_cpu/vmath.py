@@ -135,11 +135,13 @@ def _indices(ks):
 # cores). This one takes it to 6.9 ms (bench/NOTES.md, session 14). For float32 arguments,
 # with k = round(x / ln2) and r = x - k ln2:
 #   exp(x) = 2^k e^r,  |r| <= ln2 / 2,  |k| <= 216,
-# e^r by its Taylor polynomial of degree 9 (truncation below 1e-11, relative: 2e-4 of a
-# float32 ULP; degree 8 rounded 27x more results wrongly and was no faster) in fused
+# e^r by its minimax polynomial of degree 8 on |r| <= ln2 / 2 (EXP_POLY: relative error
+# 7.8e-13, 1e-5 of a float32 ULP; the Taylor polynomial of degree 9 it replaced was off by up
+# to 6.9e-12 and cost one more multiply-add: row softmax 2048^2, 2 cores, 7.29 -> 7.11 ms;
+# degree 7 was 6.8 ms but off by 4e-11, which rounds ~0.05% of results wrongly) in fused
 # multiply-adds, 2^k from its bits. Arguments are clamped to +-150 first (every float32
 # result beyond is 0 or inf, and 2^k stays a normal float64); NaN passes through the
-# arithmetic. The float32 result is rounded once, so it is within 0.5002 ULP.
+# arithmetic. The float32 result is rounded once, so it is within 0.50001 ULP.
 
 def _exp_constants():
     """(ln2 high part with 11 zero low bits: k ln2_hi is exact for |k| < 2^11, the low part,
@@ -154,12 +156,15 @@ def _exp_constants():
 
 LN2_HI, LN2_LO, INV_LN2 = _exp_constants()
 SHIFTER = 1.5 * 2.0 ** 52       # t = x/ln2 + SHIFTER keeps round(x/ln2) in t's low bits
-EXP_DEGREE = 9
+# The coefficients of r^0 ... r^8, from a Remez exchange on relative error
+# (tests/unit/test_cpu_vmath.py checks the bound).
+EXP_POLY = (0.9999999999997624, 0.9999999999806226, 0.5000000000618164, 0.16666666885450274,
+            0.041666664220342736, 0.00833326703147751, 0.0013889178603013284,
+            0.00019915422212068342, 2.4727233765516312e-05)
 
 
 def _exp_lanes(builder, x):
     """exp of a vector of float64 values (see above)."""
-    import math
     from llvmlite import ir
 
     def const(value, vector_type=x.type):
@@ -179,9 +184,9 @@ def _exp_lanes(builder, x):
     k = builder.fsub(t, const(SHIFTER))                       # an integer, exactly
     r = mul_add(k, const(-LN2_HI), x)         # exact: LN2_HI's zero bits, and x a float32
     r = mul_add(k, const(-LN2_LO), r)
-    p = const(1 / math.factorial(EXP_DEGREE))
-    for n in range(EXP_DEGREE - 1, -1, -1):
-        p = mul_add(p, r, const(1 / math.factorial(n)))
+    p = const(EXP_POLY[-1])
+    for c in reversed(EXP_POLY[:-1]):                         # Horner's scheme
+        p = mul_add(p, r, const(c))
     ints = ir.VectorType(ir.IntType(64), x.type.count)
     k_bits = builder.sub(builder.bitcast(t, ints), builder.bitcast(const(SHIFTER), ints))
     scale = builder.shl(builder.add(k_bits, const(1023, ints)), const(52, ints))

@@ -95,6 +95,14 @@ def test_ieee_float32_transcendentals_are_the_float64_values_rounded_once():
         assert ulps.max() <= 1 and np.mean(ulps == 0) > 0.999    # NumPy's own: up to ~1.5
 
 
+def test_exp_polynomial_is_within_its_bound_on_the_reduced_range():
+    """EXP_POLY against e^r in extended precision, on |r| <= ln2 / 2 and a little beyond (the
+    reduction's rounding)."""
+    r = np.linspace(-0.3470, 0.3470, 200_001).astype(np.longdouble)
+    p = np.polyval(np.array(vmath.EXP_POLY[::-1], np.longdouble), r)
+    assert np.max(np.abs(p / np.exp(r) - 1)) < 1e-12
+
+
 @needs_libmvec
 def test_ieee_float32_exp_is_rounded_once_over_its_whole_range():
     """The inline float64 exp (vmath._exp_lanes), subnormal and overflowing results included;
