@@ -240,7 +240,7 @@ def cold(repeat):
             return float(seconds), int(hits)
 
         first, _ = run()
-        warm = [run() for _ in range(max(1, repeat // 3))]
+        warm = [run() for _ in range(max(3, repeat // 3))]   # a median: ~0.3 s each
     second = statistics.median(t for t, _ in warm)
     hits = min(h for _, h in warm)
     return [("cold", "first process (compiles)", first, "first result, after imports"),

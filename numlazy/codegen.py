@@ -56,6 +56,8 @@ class KernelParts:
         self.args = ["n"] + self.outs + self.ins + [n for p in kernel.rts
                                                      for n in self.rt_names[p]]
         self._reads = set(kernel.reads)
+        self.calls: list = []          # (op, loop dtype) of each transcendental op: complete
+                                       # once rendered (a reduction emits its value then)
         self._memo: dict = {}
         self.lines: list[str] = []
         self.line_dims: list[frozenset] = []     # loop dims each line depends on
@@ -105,6 +107,8 @@ class KernelParts:
             v = self.value(s, idx)
             args.append(v if nodes[s].dtype == want else cast(want, v))
         name = self._assign(cast(node.dtype, op.template(loop).format(*args)))
+        if node.op in ops.TRANSCENDENTAL:
+            self.calls.append((node.op, loop[0]))
         if p in self.stash and idx == self.index:
             self._line(self.store(self.stash[p], idx, name), range(self.rank))
         return name
@@ -186,6 +190,11 @@ class RowParts:
         names = {p: rt_names(p, graph.nodes[p]) for p in kernel.rts}
         self.args = (["n"] + [f"o{p}" for p in kernel.outputs] + [f"a{p}" for p in kernel.reads]
                      + [n for p in kernel.rts for n in names[p]])
+
+    @property
+    def calls(self) -> list:
+        """Every phase's `calls` (complete once the kernel is rendered)."""
+        return [call for ph in self.phases for call in ph.calls]
 
     def _stashes(self, graph: Graph) -> dict:
         """{node: (reduction phase, output)}: the computed node a reduction phase folds,

@@ -205,7 +205,8 @@ FLAGS: dict[str, Flag] = {f.name: f for f in (
          "warn after this many consecutive compiles from one call site (0: never)",
          accepted="an integer >= 0", convert=_int_at_least(0)),
     Flag("serial_threshold", "NUMLAZY_SERIAL_THRESHOLD", _int_at_least(0), 32768,
-         "loops over fewer elements than this run a serial kernel instead of a parallel one",
+         "loops over fewer elements than this run a serial kernel instead of a parallel one "
+         "(CPU: an element of a kernel of transcendental ops counts as several)",
          accepted="an integer >= 0", convert=_int_at_least(0)),
     *_precision_flags(),
 )}

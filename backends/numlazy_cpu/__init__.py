@@ -3,7 +3,8 @@
 Registered through the `numlazy.backends` entry-point group, like any third-party backend.
 Buffers are NumPy arrays. Each fused kernel becomes a generated module (see `render`) with a
 parallel and a serial variant; loops over fewer than `serial_threshold` elements take the
-serial one (a parallel launch costs ~3 µs, NUMBA_NOTES.md). Large buffers come from a pool
+serial one (a parallel launch costs ~3 µs, NUMBA_NOTES.md; an element of a kernel that calls
+transcendental functions counts as more, `Launcher`). Large buffers come from a pool
 (`pool.py`) so steady-state steps do not page-fault. Matmul runs through NumPy's BLAS.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from numlazy.codegen import CONSTANTS, DTYPE_NAMES, KernelParts, RowParts
 from numlazy.fusion import RowKernel
 from numlazy.registry import Backend
 
+from . import vmath
 from .pool import HostPool
 from .render import render
 
@@ -41,21 +43,29 @@ class CpuBackend(Backend):
         return self.pool.allocate(shape, dtype)
 
     def kernel_source(self, kernel, graph):
-        parts = RowParts(graph, kernel, stash=True) if isinstance(kernel, RowKernel) else \
-            KernelParts(graph, kernel)
-        source = render(parts, PRELUDE, fastmath("cpu", graph, kernel))
-        if complex_math.used_by(source):
-            source += complex_math.module_text('njit(inline="always")')
-        return source
+        return _source(_parts(kernel, graph), kernel, graph)
 
     def compile_kernel(self, kernel, graph):
-        module = cache.load_module(self.kernel_source(kernel, graph))
-        return Launcher(module.parallel, module.serial)
+        parts = _parts(kernel, graph)
+        module = cache.load_module(_source(parts, kernel, graph))   # (parts.calls complete)
+        return Launcher(module.parallel, module.serial, _weight(parts.calls))
 
     def run_opaque(self, op_name, inputs, out, node):
         if op_name != "matmul":
             raise NotImplementedError(op_name)
         np.matmul(*inputs, out=out)
+
+
+def _parts(kernel, graph):
+    return RowParts(graph, kernel, stash=True) if isinstance(kernel, RowKernel) else \
+        KernelParts(graph, kernel)
+
+
+def _source(parts, kernel, graph) -> str:
+    source = render(parts, PRELUDE, fastmath("cpu", graph, kernel))
+    if complex_math.used_by(source):
+        source += complex_math.module_text('njit(inline="always")')
+    return source
 
 
 # Vocabulary names whose Numba np.* versions differ from NumPy's loops: on floats Numba's `//`
@@ -97,6 +107,23 @@ PRELUDE = "\n".join([
 
 
 _serial_threshold = 0
+# A kernel's work per element, in elements of an arithmetic kernel: 1, plus this for each
+# transcendental op it computes (ops.TRANSCENDENTAL: float64 `sin` 15 ns, `exp` 11, an
+# arithmetic kernel ~1 ns an element on the 2-core VM), except float32 `sin`, `cos`, `exp`
+# and `log`, computed 8 lanes at a time (vmath.py, ~2 ns). Loops take the serial variant
+# below `serial_threshold` / weight elements. On the 2-core VM a parallel launch costs ~20 µs
+# there, and a step of the tiny workload (float64 sin and exp, weight 9: parallel from 3,641
+# elements) took 183 -> 144 µs at 4,000 elements, 491 -> 319 at 16,000 (bench/NOTES.md,
+# session 16). 4 is low for float64 (its break-even near 2,000 elements there): the 16-core
+# hosts reach the same choice at least as early.
+TRANSCENDENTAL_WEIGHT = 4
+
+
+def _weight(calls) -> int:
+    """1 + TRANSCENDENTAL_WEIGHT per (op, dtype) in `calls` that is not computed in lanes."""
+    lanes = vmath.FUNCTIONS if vmath.AVAILABLE else {}
+    return 1 + TRANSCENDENTAL_WEIGHT * sum(
+        not (dtype == np.float32 and op in lanes) for op, dtype in calls)
 
 
 def _refresh() -> None:
@@ -108,21 +135,23 @@ config.watch(_refresh)          # every launch reads it
 
 
 class Launcher:
-    """Calls the serial or parallel variant by loop size. A variant's first call compiles it
-    or loads it from Numba's disk cache; loads count as `DiskCacheHit`, and the call's time
-    is `CompileTime`, not `ExecuteTime`."""
+    """Calls the serial or parallel variant by loop size times `weight` (the kernel's work
+    per element, `TRANSCENDENTAL_WEIGHT`). A variant's first call compiles it or loads it
+    from Numba's disk cache; loads count as `DiskCacheHit`, and the call's time is
+    `CompileTime`, not `ExecuteTime`."""
 
-    __slots__ = ("parallel", "serial", "called")
+    __slots__ = ("parallel", "serial", "weight", "called")
 
-    def __init__(self, parallel, serial):
-        self.parallel, self.serial, self.called = parallel, serial, set()
+    def __init__(self, parallel, serial, weight: int = 1):
+        self.parallel, self.serial, self.weight, self.called = parallel, serial, weight, set()
 
     def __call__(self, sizes, outs, ins, rts):
         total = math.prod(sizes)
-        if total < _serial_threshold or self.parallel is None:
+        if total * self.weight < _serial_threshold or self.parallel is None:
             fn, chunks = self.serial, 1
         else:
-            fn, chunks = self.parallel, max(1, min(total // 1024, 4 * numba.get_num_threads()))
+            fn, chunks = self.parallel, max(1, min(total * self.weight // 1024,
+                                                   4 * numba.get_num_threads()))
         if fn in self.called:
             fn(sizes, chunks, *outs, *ins, *rts)
             return
