@@ -165,10 +165,7 @@ def _lanes(var: str, unravel: list, lo: str, hi: str, body: list, update: list, 
     for j, lane in enumerate(lanes):
         out += _indent([f"{var} = (base + {j}) & NONNEG"] + unravel + body + update[:-1] +
                        [f"{lane} {op}= v"], 1)
-    tree = lanes
-    while len(tree) > 1:
-        tree = [f"({a} {op} {b})" for a, b in zip(tree[::2], tree[1::2])]
-    return out + [f"acc {op}= {tree[0]}",
+    return out + [f"acc {op}= {vmath.pairwise(lanes, op)}",
                   f"for {var} in range({lo} + ({hi} - {lo}) // {LANES} * {LANES}, {hi}):"] + \
         _indent(unravel + body + update, 1)
 

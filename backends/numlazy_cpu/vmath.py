@@ -24,10 +24,12 @@ Two families of functions, by precision:
   is within 0.5 ULP plus 2^-26 ULP of the exact value: as accurate as glibc's scalar `sinf`,
   which also computes in float64 (the float32 chain on 16 cores: 29.4 -> 12.6 ms).
 
-Lanes run each statement in element order, so a reduction's accumulator still sees its
-values in the original order and the rest of an "ieee" kernel stays bit for bit what the
-scalar loop computes. The rewrite is used only where Numba compiles for the host CPU and
-that CPU has AVX2; everywhere else the loops stay scalar.
+Lanes run each statement in element order. A sum or product that starts at its identity
+just before the loop runs in 8 accumulators, lane j taking elements j, j + 8, ..., combined
+pairwise after the loop: the order a sum without calls has (render.py, `_lanes`), so "ieee"
+sums are deterministic and added in one order whatever they add. Other accumulators see
+their values in element order. The rewrite is used only where Numba compiles for the host
+CPU and that CPU has AVX2; everywhere else the loops stay scalar.
 """
 from __future__ import annotations
 
@@ -225,7 +227,7 @@ def interleave(lines: list, fast: bool) -> list:
                     len(lines[body_end].lstrip()) > depth:
                 body_end += 1
             rewritten = _interleaved(m, [line.strip() for line in lines[k + 1:body_end]],
-                                     lines[body_end:], "v" if fast else "w")
+                                     out, lines[body_end:], "v" if fast else "w")
             if rewritten is not None:
                 out += rewritten
                 k = body_end
@@ -235,16 +237,17 @@ def interleave(lines: list, fast: bool) -> list:
     return out
 
 
-def _interleaved(loop, body: list, after: list, family: str):
+def _interleaved(loop, body: list, before: list, after: list, family: str):
     """The lanes and the tail for one loop, or None if it does not qualify: a body of plain
     statements with a vector call, each accumulator updated in one statement only, and no
-    per-element value read after the loop (`after`: the lines that follow it)."""
+    per-element value read after the loop (`before`, `after`: the lines around it)."""
     indent, var, kind, bounds = loop.groups()
     if any(_CONTROL.match(line) for line in body) or not any(_CALL.match(s) for s in body):
         return None
     local = _lane_local(var, body)
     if local is None or any(_read_first(name, after) for name in local):
         return None
+    split = _split_accumulators(body, before, indent)
     lo, hi = _bounds(bounds)
     first, count = ("", hi) if lo == "0" else (f"{lo} + ", f"({hi} - {lo})")
     pattern = re.compile(r"\b(" + "|".join(sorted(local, key=len, reverse=True)) + r")\b")
@@ -265,14 +268,60 @@ def _interleaved(loop, body: list, after: list, family: str):
                          f"{', '.join(lane(arg, j) for j in range(LANES))})")
             tail += [f"{name}_x = {arg}",
                      f"{name} = {family}{fn}8({', '.join([f'{name}_x'] * LANES)})[0]"]
+        elif line in split:                     # acc += v: lane j into acc_A<j>
+            name, op, value = _ASSIGN.match(line).groups()
+            lanes += [f"{name}_A{j} {op} {lane(value, j)}" for j in range(LANES)]
+            tail.append(line)
         else:
             lanes += [lane(line, j) for j in range(LANES)]
             tail.append(line)
     step = "    "
-    return [f"{indent}for g in {kind}({count} // {LANES}):"] + \
-        [indent + step + line for line in lanes] + \
+    starts, merges = [], []
+    for name, op, init in split.values():
+        accumulators = [f"{name}_A{j}" for j in range(LANES)]
+        starts += [f"{indent}{a} = {init}" for a in accumulators]
+        merges.append(f"{indent}{name} {op} {pairwise(accumulators, op[0])}")
+    return starts + [f"{indent}for g in {kind}({count} // {LANES}):"] + \
+        [indent + step + line for line in lanes] + merges + \
         [f"{indent}for {var} in range({first}{count} // {LANES} * {LANES}, {hi}):"] + \
         [indent + step + line for line in tail]
+
+
+_IDENTITY = {"+=": re.compile(r"^(\w+\()?0(\.0)?\)?$"), "*=": re.compile(r"^(\w+\()?1(\.0)?\)?$")}
+
+
+def _split_accumulators(body: list, before: list, indent: str) -> dict:
+    """{statement: (name, op, init)} for each sum or product `name += v` / `name *= v` of
+    the body whose accumulator was set to its identity (`float64(0)`) just before the loop:
+    those run in LANES accumulators, lane j adding elements j, j + 8, ..., combined pairwise
+    after the loop (`pairwise`), the tail added last: the order `render._lanes` gives a sum
+    without calls, and NumPy's pairwise sum also unrolls by 8. Eight chains of float64 adds
+    instead of one (4 cycles each add) free the loop for the vector function."""
+    split = {}
+    for line in body:
+        m = _ASSIGN.match(line)
+        if m is None or m.group(2) not in _IDENTITY:
+            continue
+        name = m.group(1)
+        mentioned = re.compile(rf"\b{name}\b")
+        for earlier in reversed(before):            # back to the enclosing loop's header
+            if len(earlier) - len(earlier.lstrip()) < len(indent):
+                break
+            if mentioned.search(earlier):
+                start = _ASSIGN.match(earlier)
+                if start and start.group(1) == name and start.group(2) == "=" and \
+                        earlier.startswith(indent) and not earlier[len(indent)].isspace() \
+                        and _IDENTITY[m.group(2)].match(start.group(3)):
+                    split[line] = (name, m.group(2), start.group(3))
+                break
+    return split
+
+
+def pairwise(names: list, op: str) -> str:
+    """`names` combined with `op` pairwise, in order: ((a op b) op (c op d)) op ..."""
+    while len(names) > 1:
+        names = [f"({a} {op} {b})" for a, b in zip(names[::2], names[1::2])]
+    return names[0]
 
 
 def _lane_local(var: str, body: list):

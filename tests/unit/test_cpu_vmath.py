@@ -41,6 +41,23 @@ def test_an_accumulator_takes_the_lanes_in_element_order():
     assert out[-4] == "    for i1 in range(lo + (hi - lo) // 8 * 8, hi):"
 
 
+def test_a_sum_from_its_identity_takes_8_accumulators_combined_pairwise():
+    loop = ["    acc = float64(0)", "    idx = 0",
+            "    for i1 in range(lo, hi):",
+            "        v = float32(exp(a0[i0, i1]))",
+            "        v = float64(v)",
+            "        acc += v",
+            "    o1[i0] = float32(acc)"]
+    out = [line.strip() for line in vmath.interleave(loop, fast=False)]
+    assert out[2:10] == [f"acc_A{j} = float64(0)" for j in range(8)]
+    assert [line for line in out if line.startswith("acc_A") and "+=" in line] == \
+        [f"acc_A{j} += v_L{j}" for j in range(8)]
+    merge = out.index("for i1 in range(lo + (hi - lo) // 8 * 8, hi):") - 1
+    assert out[merge] == "acc += (((acc_A0 + acc_A1) + (acc_A2 + acc_A3)) + " \
+        "((acc_A4 + acc_A5) + (acc_A6 + acc_A7)))"
+    assert out[-2:] == ["acc += v", "o1[i0] = float32(acc)"]          # the tail, in order
+
+
 @pytest.mark.parametrize("body", [
     ["v0 = float32(sin(a0[i0]))", "acc += v0", "o1[i0] = acc"],     # an accumulator read twice
     ["v0 = float32(sin(a0[i0]))", "if v0 < acc:", "    acc = v0"],    # control flow
@@ -181,3 +198,23 @@ def test_float32_transcendentals_keep_special_values(precision):
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-38)   # NaN where NumPy has NaN
         np.testing.assert_array_equal(np.signbit(g[np.isfinite(w)]), np.signbit(w[np.isfinite(w)]))
+
+
+@needs_libmvec
+def test_a_sum_of_lane_function_values_adds_in_the_order_of_a_plain_sum():
+    """sum(exp(x)) over 8 lanes: bit for bit the order of a sum without calls (lane j adds
+    elements j, j + 8, ... in float64, the lanes pairwise, then the tail)."""
+    host = np.random.default_rng(3).normal(size=(3, 45)).astype(np.float32)
+    x = nl.asarray(host)
+    e = np.asarray(nl.exp(x)).astype(np.float64)                     # the same exp values
+    total = nl.sum(nl.exp(x), axis=-1)
+    assert "acc_A7 += v_L7" in _source(total)
+    got = np.asarray(total)
+    for row, value in zip(e, got):
+        lanes = [sum(row[j:40:8], np.float64(0)) for j in range(8)]
+        while len(lanes) > 1:
+            lanes = [a + b for a, b in zip(lanes[::2], lanes[1::2])]
+        want = np.float64(0) + lanes[0]
+        for t in row[40:]:
+            want += t
+        assert value == np.float32(want)
