@@ -287,7 +287,9 @@ def _interleaved(loop, body: list, before: list, after: list, family: str):
         [indent + step + line for line in tail]
 
 
-_IDENTITY = {"+=": re.compile(r"^(\w+\()?0(\.0)?\)?$"), "*=": re.compile(r"^(\w+\()?1(\.0)?\)?$")}
+# An accumulator's start that is the identity of its update: 0, float64(0), 1.0, ...
+_IDENTITY = {"+=": re.compile(r"^(\w+\()?0(\.0)?\)?$"),
+             "*=": re.compile(r"^(\w+\()?1(\.0)?\)?$")}
 
 
 def _split_accumulators(body: list, before: list, indent: str) -> dict:
@@ -305,13 +307,13 @@ def _split_accumulators(body: list, before: list, indent: str) -> dict:
         name = m.group(1)
         mentioned = re.compile(rf"\b{name}\b")
         for earlier in reversed(before):            # back to the enclosing loop's header
-            if len(earlier) - len(earlier.lstrip()) < len(indent):
+            depth = len(earlier) - len(earlier.lstrip())
+            if depth < len(indent):
                 break
             if mentioned.search(earlier):
                 start = _ASSIGN.match(earlier)
-                if start and start.group(1) == name and start.group(2) == "=" and \
-                        earlier.startswith(indent) and not earlier[len(indent)].isspace() \
-                        and _IDENTITY[m.group(2)].match(start.group(3)):
+                if start and start.groups()[:2] == (name, "=") and depth == len(indent) and \
+                        _IDENTITY[m.group(2)].match(start.group(3)):
                     split[line] = (name, m.group(2), start.group(3))
                 break
     return split

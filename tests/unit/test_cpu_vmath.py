@@ -58,6 +58,18 @@ def test_a_sum_from_its_identity_takes_8_accumulators_combined_pairwise():
     assert out[-2:] == ["acc += v", "o1[i0] = float32(acc)"]          # the tail, in order
 
 
+@pytest.mark.parametrize("before", [
+    ["    acc = float64(1)"],                                   # not the identity of +=
+    ["    acc = float64(0)", "    acc = acc * 2"],              # changed since
+    ["acc = float64(0)", "for i0 in range(n[0]):"],             # carried across rows
+])
+def test_an_accumulator_not_at_its_identity_keeps_one_chain(before):
+    loop = before + ["    for i1 in range(lo, hi):", "        v = float32(exp(a0[i0, i1]))",
+                     "        acc += v"]
+    out = vmath.interleave(loop, fast=False)
+    assert not any("acc_A" in line for line in out) and out[-5].strip() == "acc += v_L7"
+
+
 @pytest.mark.parametrize("body", [
     ["v0 = float32(sin(a0[i0]))", "acc += v0", "o1[i0] = acc"],     # an accumulator read twice
     ["v0 = float32(sin(a0[i0]))", "if v0 < acc:", "    acc = v0"],    # control flow
