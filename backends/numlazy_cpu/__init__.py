@@ -108,14 +108,13 @@ PRELUDE = "\n".join([
 
 _serial_threshold = 0
 # A kernel's work per element, in elements of an arithmetic kernel: 1, plus this for each
-# transcendental op it computes (ops.TRANSCENDENTAL: float64 `sin` 15 ns, `exp` 11, an
-# arithmetic kernel ~1 ns an element on the 2-core VM), except float32 `sin`, `cos`, `exp`
-# and `log`, computed 8 lanes at a time (vmath.py, ~2 ns). Loops take the serial variant
-# below `serial_threshold` / weight elements. On the 2-core VM a parallel launch costs ~20 µs
-# there, and a step of the tiny workload (float64 sin and exp, weight 9: parallel from 3,641
-# elements) took 183 -> 144 µs at 4,000 elements, 491 -> 319 at 16,000 (bench/NOTES.md,
-# session 16). 4 is low for float64 (its break-even near 2,000 elements there): the 16-core
-# hosts reach the same choice at least as early.
+# transcendental op it computes (ops.TRANSCENDENTAL), except float32 `sin`, `cos`, `exp` and
+# `log`, computed 8 lanes at a time (vmath.py, ~2 ns an element). Loops take the serial
+# variant below `serial_threshold` / weight elements. On the 2-core VM, where a parallel
+# launch costs ~20 µs, the tiny workload's step (float64 sin and exp, weight 9: parallel
+# from 3,641 elements) took 229 -> 200 µs at 4,000 elements and 543 -> 292 at 16,000
+# (bench/NOTES.md, session 16). 4 is low for float64 (its break-even was near 2,000 elements there); hosts
+# with cheaper launches and more cores gain from the same choice at least as early.
 TRANSCENDENTAL_WEIGHT = 4
 
 
@@ -146,12 +145,11 @@ class Launcher:
         self.parallel, self.serial, self.weight, self.called = parallel, serial, weight, set()
 
     def __call__(self, sizes, outs, ins, rts):
-        total = math.prod(sizes)
-        if total * self.weight < _serial_threshold or self.parallel is None:
+        work = math.prod(sizes) * self.weight
+        if work < _serial_threshold or self.parallel is None:
             fn, chunks = self.serial, 1
         else:
-            fn, chunks = self.parallel, max(1, min(total * self.weight // 1024,
-                                                   4 * numba.get_num_threads()))
+            fn, chunks = self.parallel, max(1, min(work // 1024, 4 * numba.get_num_threads()))
         if fn in self.called:
             fn(sizes, chunks, *outs, *ins, *rts)
             return
