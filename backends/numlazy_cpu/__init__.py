@@ -113,8 +113,8 @@ _serial_threshold = 0
 # variant below `serial_threshold` / weight elements. On the 2-core VM, where a parallel
 # launch costs ~20 µs, the tiny workload's step (float64 sin and exp, weight 9: parallel
 # from 3,641 elements) took 229 -> 200 µs at 4,000 elements and 543 -> 292 at 16,000
-# (bench/NOTES.md, session 16). 4 is low for float64 (its break-even was near 2,000 elements there); hosts
-# with cheaper launches and more cores gain from the same choice at least as early.
+# (bench/NOTES.md, session 16). 4 is low for float64 (its break-even was near 2,000
+# elements there); hosts with cheaper launches and more cores gain from it at least as early.
 TRANSCENDENTAL_WEIGHT = 4
 
 
