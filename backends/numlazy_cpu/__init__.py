@@ -43,12 +43,12 @@ class CpuBackend(Backend):
         return self.pool.allocate(shape, dtype)
 
     def kernel_source(self, kernel, graph):
-        return _source(_parts(kernel, graph), kernel, graph)
+        return _source(_parts(kernel, graph), fastmath("cpu", graph, kernel))
 
     def compile_kernel(self, kernel, graph):
-        parts = _parts(kernel, graph)
-        module = cache.load_module(_source(parts, kernel, graph))   # (parts.calls complete)
-        return Launcher(module.parallel, module.serial, _weight(parts.calls))
+        parts, fast = _parts(kernel, graph), fastmath("cpu", graph, kernel)
+        module = cache.load_module(_source(parts, fast))       # (parts.calls complete)
+        return Launcher(module.parallel, module.serial, _weight(parts.calls, bool(fast)))
 
     def run_opaque(self, op_name, inputs, out, node):
         if op_name != "matmul":
@@ -61,8 +61,8 @@ def _parts(kernel, graph):
         KernelParts(graph, kernel)
 
 
-def _source(parts, kernel, graph) -> str:
-    source = render(parts, PRELUDE, fastmath("cpu", graph, kernel))
+def _source(parts, fast) -> str:
+    source = render(parts, PRELUDE, fast)
     if complex_math.used_by(source):
         source += complex_math.module_text('njit(inline="always")')
     return source
@@ -108,21 +108,21 @@ PRELUDE = "\n".join([
 
 _serial_threshold = 0
 # A kernel's work per element, in elements of an arithmetic kernel: 1, plus this for each
-# transcendental op it computes (ops.TRANSCENDENTAL), except float32 `sin`, `cos`, `exp` and
-# `log`, computed 8 lanes at a time (vmath.py, ~2 ns an element). Loops take the serial
-# variant below `serial_threshold` / weight elements. On the 2-core VM, where a parallel
-# launch costs ~20 µs, the tiny workload's step (float64 sin and exp, weight 9: parallel
-# from 3,641 elements) took 229 -> 200 µs at 4,000 elements and 543 -> 292 at 16,000
-# (bench/NOTES.md, session 16). 4 is low for float64 (its break-even was near 2,000
-# elements there); hosts with cheaper launches and more cores gain from it at least as early.
+# transcendental op it computes (ops.TRANSCENDENTAL), except those computed 8 lanes at a time
+# (vmath.py: float32 and float64 sin, cos, exp, and float32 log; ~2-3 ns an element). Loops
+# take the serial variant below `serial_threshold` / weight elements. On the 2-core VM,
+# where a parallel launch costs ~20 µs, the tiny workload's step (float64 sin and exp, then
+# libm's, weight 9: parallel from 3,641 elements) took 229 -> 200 µs at 4,000 elements and
+# 543 -> 292 at 16,000 (bench/NOTES.md, session 16). 4 is low for libm's float64 functions
+# (their break-even was near 2,000 elements there); hosts with cheaper launches and more
+# cores gain from it at least as early.
 TRANSCENDENTAL_WEIGHT = 4
 
 
-def _weight(calls) -> int:
+def _weight(calls, fast: bool) -> int:
     """1 + TRANSCENDENTAL_WEIGHT per (op, dtype) in `calls` that is not computed in lanes."""
-    lanes = vmath.FUNCTIONS if vmath.AVAILABLE else {}
     return 1 + TRANSCENDENTAL_WEIGHT * sum(
-        not (dtype == np.float32 and op in lanes) for op, dtype in calls)
+        not vmath.in_lanes(op, dtype, fast) for op, dtype in calls)
 
 
 def _refresh() -> None:

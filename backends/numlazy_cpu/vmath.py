@@ -1,11 +1,10 @@
-"""SIMD float32 transcendentals for CPU kernels: glibc's libmvec, 8 lanes of AVX2.
+"""SIMD transcendentals for CPU kernels: 8 lanes of AVX2, from glibc's libmvec or inline.
 
-Numba calls the scalar libm `sinf`/`expf` once per element, and LLVM cannot vectorize a loop
+Numba calls the scalar libm `sinf`/`sin` once per element, and LLVM cannot vectorize a loop
 around them: the float32 chain on 16 cores spent most of its time in `sinf` and ran 5x NumPy
-eager, whose float32 sin is SIMD (bench/NOTES.md). glibc ships vector versions of these
-functions (libmvec); `interleave` rewrites a kernel's innermost loops to compute 8 elements at
-a time, statement by statement, so that each call of such a function takes all 8 arguments
-in AVX2 registers:
+eager, whose float32 sin is SIMD (bench/NOTES.md). `interleave` rewrites a kernel's innermost
+loops to compute 8 elements at a time, statement by statement, so that each call of such a
+function takes all 8 arguments in AVX2 registers:
 
     for i0 in prange(n[0]):                for g in prange(n[0] // 8):
         v0 = float32(sin(a0[i0]))              i0_L0 = (g * 8 + 0) & NONNEG  ...
@@ -14,15 +13,18 @@ in AVX2 registers:
                                            for i0 in range(n[0] // 8 * 8, n[0]):
                                                (the loop, its calls through the same functions)
 
-Two families of functions, by precision:
+Four families of functions, by dtype and precision (FAMILIES):
 
-- "fast" kernels call `vsin8` and co.: libmvec's float32 versions, 8 lanes a call, at most
+- float32, "fast": `vsin8` and co., libmvec's float32 versions, 8 lanes a call, at most
   4 ULP (like NumPy's own SIMD float32 functions).
-- "ieee" kernels call `wsin8` and co.: each float32 argument widened to float64, computed by
-  libmvec's 4-lane float64 versions (at most 4 ULP of a float64, that is 2^-27 ULP of a
-  float32) or, for exp, inline (`_exp_lanes`), and the result rounded to float32 once. That
-  is within 0.5 ULP plus 2^-26 ULP of the exact value: as accurate as glibc's scalar `sinf`,
-  which also computes in float64 (the float32 chain on 16 cores: 29.4 -> 12.6 ms).
+- float32, "ieee": `wsin8` and co., each argument widened to float64, computed by libmvec's
+  4-lane float64 versions (at most 4 ULP of a float64, that is 2^-27 ULP of a float32) or,
+  for exp, inline (`_exp_lanes`), and the result rounded to float32 once. That is within
+  0.5 ULP plus 2^-26 ULP of the exact value: as accurate as glibc's scalar `sinf`, which also
+  computes in float64 (the float32 chain on 16 cores: 29.4 -> 12.6 ms).
+- float64, "fast": `dsin8` and co., libmvec's float64 versions, at most 4 ULP.
+- float64, "ieee": `xsin8`, `xcos8`, `xexp8`, inline (`_IEEE64`), within 1 ULP and mostly
+  correctly rounded; float64 log stays glibc's scalar function.
 
 Lanes run each statement in element order. A sum or product that starts at its identity
 just before the loop runs in 8 accumulators, lane j taking elements j, j + 8, ..., combined
@@ -34,19 +36,26 @@ CPU and that CPU has AVX2; everywhere else the loops stay scalar.
 from __future__ import annotations
 
 import hashlib
+import math
 import platform
 import re
 
 LANES = 8
 # The vocabulary name -> libmvec's AVX2 versions (x86-64 vector ABI names): 8 float32 lanes
-# (the "fast" `v` functions) and 4 float64 lanes (the "ieee" `w` functions, computed wide;
-# None: computed inline, `_WIDE`).
+# and 4 float64 lanes.
 FUNCTIONS = {"sin": ("_ZGVdN8v_sinf", "_ZGVdN4v_sin"), "cos": ("_ZGVdN8v_cosf", "_ZGVdN4v_cos"),
-             "exp": ("_ZGVdN8v_expf", None), "log": ("_ZGVdN8v_logf", "_ZGVdN4v_log")}
+             "exp": ("_ZGVdN8v_expf", "_ZGVdN4v_exp"), "log": ("_ZGVdN8v_logf", "_ZGVdN4v_log")}
+# The families of lane functions, by (lane dtype, "fast"?): the family's letter and the
+# functions it computes. `v`: libmvec's float32 functions, at most 4 ULP. `w`: float32
+# arguments computed in float64 (libmvec's, or `_WIDE` inline) and rounded once. `d`:
+# libmvec's float64 functions, at most 4 ULP. `x`: float64 within 1 ULP, inline (`_IEEE64`);
+# "ieee" float64 log stays glibc's scalar one.
+FAMILIES = {("float32", True): ("v", tuple(FUNCTIONS)), ("float32", False): ("w", tuple(FUNCTIONS)),
+            ("float64", True): ("d", tuple(FUNCTIONS)), ("float64", False): ("x", ("sin", "cos", "exp"))}
 # The import line of kernels that call them. It names this file's hash: Numba's disk cache
 # knows a kernel by its source, and a change here must not reuse kernels compiled before it.
 IMPORT = "from numlazy_cpu.vmath import " + ", ".join(
-    f"{family}{name}8" for family in "vw" for name in sorted(FUNCTIONS)) + \
+    f"{family}{name}8" for family, names in FAMILIES.values() for name in names) + \
     f"  # vmath {hashlib.sha1(open(__file__, 'rb').read()).hexdigest()[:12]}"
 
 
@@ -73,51 +82,55 @@ def _load() -> bool:
 AVAILABLE = _load()
 
 
-def _vector_function(name: str, symbol: str, wide: bool):
-    """An intrinsic `v<name>8(x0, ..., x7)` (or `w<name>8` if `wide`): the 8 float32 results
-    of `name` as a tuple. `v`: one call of libmvec's `symbol` on the 8 float32 lanes. `w`: the
-    lanes widened to float64, computed by `_WIDE[name]` (inline) or by two calls of `symbol` on
-    4 float64 lanes, and each result rounded to float32 once."""
+def _vector_function(name: str, family: str):
+    """An intrinsic `<family><name>8(x0, ..., x7)`: the 8 results of `name` as a tuple
+    (FAMILIES). libmvec's float64 functions take 4 lanes a call."""
     from llvmlite import ir
     from numba import types
     from numba.core.extending import intrinsic
 
-    floats, doubles = ir.VectorType(ir.FloatType(), LANES), ir.VectorType(ir.DoubleType(), LANES)
+    element, nb_type = (ir.DoubleType(), types.float64) if family in "dx" else \
+        (ir.FloatType(), types.float32)
+    lanes = ir.VectorType(element, LANES)
+    doubles, half = ir.VectorType(ir.DoubleType(), LANES), ir.VectorType(ir.DoubleType(), 4)
 
-    def call(builder, x, vector):
+    def call(builder, x, symbol):
         fn = builder.module.globals.get(symbol) or ir.Function(
-            builder.module, ir.FunctionType(vector, [vector]), symbol)
+            builder.module, ir.FunctionType(x.type, [x.type]), symbol)
         return builder.call(fn, [x])
 
+    def wide(builder, x):                         # float64 lanes, 4 a libmvec call
+        lo, hi = (call(builder, builder.shuffle_vector(x, x, _indices(range(a, a + 4))),
+                       FUNCTIONS[name][1]) for a in (0, 4))
+        return builder.shuffle_vector(lo, hi, _indices(range(LANES)))
+
     def compute(builder, x):
-        if not wide:
-            return call(builder, x, floats)
+        if family == "v":
+            return call(builder, x, FUNCTIONS[name][0])
+        if family == "d":
+            return wide(builder, x)
+        if family == "x":
+            return _IEEE64[name](builder, x)
         x = builder.fpext(x, doubles)
-        if name in _WIDE:
-            y = _WIDE[name](builder, x)
-        else:                                     # libmvec: 4 float64 lanes a call
-            half, h = ir.VectorType(ir.DoubleType(), LANES // 2), LANES // 2
-            lo, hi = (call(builder, builder.shuffle_vector(x, x, _indices(range(a, a + h))), half)
-                      for a in (0, h))
-            y = builder.shuffle_vector(lo, hi, _indices(range(LANES)))
-        return builder.fptrunc(y, floats)
+        y = _WIDE[name](builder, x) if name in _WIDE else wide(builder, x)
+        return builder.fptrunc(y, lanes)
 
     def impl(typingctx, x0, x1, x2, x3, x4, x5, x6, x7):       # LANES arguments
         args = (x0, x1, x2, x3, x4, x5, x6, x7)
         if not all(isinstance(a, types.Number) for a in args):
             return None
-        signature = types.UniTuple(types.float32, LANES)(*args)
+        signature = types.UniTuple(nb_type, LANES)(*args)
 
         def codegen(context, builder, sig, values):
-            x = ir.Constant(floats, ir.Undefined)
+            x = ir.Constant(lanes, ir.Undefined)
             for k, (value, value_type) in enumerate(zip(values, sig.args)):
                 x = builder.insert_element(x, context.cast(builder, value, value_type,
-                                                           types.float32), _index(k))
+                                                           nb_type), _index(k))
             y = compute(builder, x)
             return context.make_tuple(builder, sig.return_type, [
                 builder.extract_element(y, _index(k)) for k in range(LANES)])
         return signature, codegen
-    impl.__name__ = f"{'w' if wide else 'v'}{name}8"
+    impl.__name__ = f"{family}{name}8"
     return intrinsic(impl)
 
 
@@ -165,58 +178,220 @@ EXP_POLY = (0.9999999999997624, 0.9999999999806226, 0.5000000000618164, 0.166666
             0.00019915422212068342, 2.4727233765516312e-05)
 
 
-def _exp_lanes(builder, x):
-    """exp of a vector of float64 values (see above)."""
+class _Vector:
+    """llvmlite IR for arithmetic on one vector type of float64 lanes."""
+
+    def __init__(self, builder, vector_type):
+        from llvmlite import ir
+        self.b, self.type = builder, vector_type
+        self.ints = ir.VectorType(ir.IntType(64), vector_type.count)
+        name = f"llvm.fma.v{vector_type.count}f64"   # (llvmlite's declare_intrinsic: scalars)
+        self._fma = builder.module.globals.get(name) or ir.Function(
+            builder.module, ir.FunctionType(vector_type, [vector_type] * 3), name)
+
+    def const(self, value, ints=False):
+        from llvmlite import ir
+        t = self.ints if ints else self.type
+        return ir.Constant(t, [ir.Constant(t.element, value)] * t.count)
+
+    def fma(self, a, b, c):
+        return self.b.call(self._fma, [a, b, c])
+
+    def horner(self, x, coefficients):
+        """c0 + x (c1 + x (c2 + ...)), in fused multiply-adds."""
+        p = self.const(coefficients[-1])
+        for c in reversed(coefficients[:-1]):
+            p = self.fma(p, x, self.const(c))
+        return p
+
+    def two_sum(self, a, b):
+        """(s, e): s = a + b rounded, and its rounding error e exactly (Knuth)."""
+        f = self.b
+        s = f.fadd(a, b)
+        b_part = f.fsub(s, a)
+        return s, f.fadd(f.fsub(a, f.fsub(s, b_part)), f.fsub(b, b_part))
+
+    def fast_two_sum(self, a, b):
+        """(s, e) as `two_sum`, for |a| >= |b| (Dekker)."""
+        s = self.b.fadd(a, b)
+        return s, self.b.fsub(b, self.b.fsub(s, a))
+
+    def clamp(self, x, lo, hi):
+        """x within [lo, hi]; NaN stays NaN (ordered comparisons)."""
+        b = self.b
+        x = b.select(b.fcmp_ordered(">", x, self.const(hi)), self.const(hi), x)
+        return b.select(b.fcmp_ordered("<", x, self.const(lo)), self.const(lo), x)
+
+    def nearest(self, x, scale):
+        """(k, its bits' integer): x * scale rounded to an integer, as a float and as an int
+        (SHIFTER leaves it in the low bits)."""
+        t = self.fma(x, self.const(scale), self.const(SHIFTER))
+        k = self.b.fsub(t, self.const(SHIFTER))                       # exact
+        n = self.b.sub(self.b.bitcast(t, self.ints), self.const(_bits(SHIFTER), ints=True))
+        return k, n
+
+    def power_of_two(self, n):
+        """2^n for integer lanes n with -1022 <= n <= 1023, from its bits."""
+        biased = self.b.add(n, self.const(1023, ints=True))
+        return self.b.bitcast(self.b.shl(biased, self.const(52, ints=True)), self.type)
+
+
+def _declare(builder, name: str, argument_type, return_type=None):
+    """The LLVM intrinsic `name`, overloaded on `argument_type` (one argument)."""
     from llvmlite import ir
+    suffix = f"v{argument_type.count}{_type_code(argument_type.element)}" \
+        if isinstance(argument_type, ir.VectorType) else _type_code(argument_type)
+    full = f"{name}.{suffix}"
+    return builder.module.globals.get(full) or ir.Function(
+        builder.module, ir.FunctionType(return_type or argument_type, [argument_type]), full)
 
-    def const(value, vector_type=x.type):
-        return ir.Constant(vector_type, [ir.Constant(vector_type.element, value)] *
-                           vector_type.count)
 
-    name = f"llvm.fma.v{x.type.count}f64"         # (llvmlite's declare_intrinsic: scalars only)
-    fma = builder.module.globals.get(name) or ir.Function(
-        builder.module, ir.FunctionType(x.type, [x.type] * 3), name)
+def _type_code(t) -> str:
+    from llvmlite import ir
+    return "f64" if isinstance(t, ir.DoubleType) else "f32" if isinstance(t, ir.FloatType) \
+        else f"i{t.width}"
 
-    def mul_add(a, b, c):
-        return builder.call(fma, [a, b, c])
 
-    x = builder.select(builder.fcmp_ordered(">", x, const(150.0)), const(150.0), x)
-    x = builder.select(builder.fcmp_ordered("<", x, const(-150.0)), const(-150.0), x)
-    t = mul_add(x, const(INV_LN2), const(SHIFTER))
-    k = builder.fsub(t, const(SHIFTER))                       # an integer, exactly
-    r = mul_add(k, const(-LN2_HI), x)         # exact: LN2_HI's zero bits, and x a float32
-    r = mul_add(k, const(-LN2_LO), r)
-    p = const(EXP_POLY[-1])
-    for c in reversed(EXP_POLY[:-1]):                         # Horner's scheme
-        p = mul_add(p, r, const(c))
-    ints = ir.VectorType(ir.IntType(64), x.type.count)
-    k_bits = builder.sub(builder.bitcast(t, ints), builder.bitcast(const(SHIFTER), ints))
-    scale = builder.shl(builder.add(k_bits, const(1023, ints)), const(52, ints))
-    return builder.fmul(p, builder.bitcast(scale, x.type))     # times 2^k: exact
+def _bits(value: float) -> int:
+    import struct
+    return struct.unpack("<q", struct.pack("<d", value))[0]
+
+
+def _exp_lanes(builder, x):
+    """exp of float32 values in float64 lanes (see above)."""
+    v = _Vector(builder, x.type)
+    x = v.clamp(x, -150.0, 150.0)
+    k, n = v.nearest(x, INV_LN2)
+    r = v.fma(k, v.const(-LN2_HI), x)         # exact: LN2_HI's zero bits, and x a float32
+    r = v.fma(k, v.const(-LN2_LO), r)
+    return builder.fmul(v.horner(r, EXP_POLY), v.power_of_two(n))    # times 2^k: exact
+
+
+# -- "ieee" float64 exp, sin and cos, inline ---------------------------------------------------
+# libmvec's float64 functions are off by up to 3.5 ULP (a quarter of sin's results by more
+# than 1; glibc's scalar ones by at most 0.52, measured in bench/NOTES.md, session 17): good
+# for "fast" (the `d` family), not for "ieee". These stay within 1 ULP, most results
+# correctly rounded (tests/unit/test_cpu_vmath.py measures both in extended precision):
+#
+# exp: x clamped to [-746, 710] (beyond, every result is 0 or inf), k = round(x / ln2),
+#   r = x - k ln2 (the high product exact, as above: |r| <= ln2 / 2), e^r = 1 + s with
+#   s = r + r^2 q(r), q the Taylor polynomial to r^13 (truncation 4e-18), then times 2^k in
+#   two exact halves so that subnormal results round once and overflow gives inf.
+# sin, cos: k = round(x / (pi/2)), r = x - k pi/2 in double-double (pi/2 in three parts,
+#   the first product exact by FMA), then the Taylor polynomials of sin (to r^17) and cos
+#   (to r^16) on |r| <= pi/4 with r's low part folded in, the quadrant k mod 4 picking the
+#   polynomial and sign. Lanes with |x| > 2^24, inf or NaN take glibc's scalar sin/cos
+#   (the reduction needs more bits of pi beyond).
+
+EXP_TAYLOR = tuple(1 / math.factorial(j) for j in range(2, 14))       # q(r): 1/2!, ..., 1/13!
+# sin(r) = r + r^3 (S[0] + r^2 S[1] + ...), cos(r) = 1 - r^2 / 2 + r^4 (C[0] + r^2 C[1] + ...)
+SIN_TAYLOR = tuple((-1) ** (j + 1) / math.factorial(2 * j + 3) for j in range(8))
+COS_TAYLOR = tuple((-1) ** j / math.factorial(2 * j + 4) for j in range(7))
+TRIG_LIMIT = 2.0 ** 24
+
+
+def _pio2_parts():
+    """pi/2 as three float64 parts, each the rounding of what the previous ones leave, and
+    2/pi."""
+    import decimal
+    ctx = decimal.Context(prec=60)
+    pio2 = ctx.divide(decimal.Decimal(PI_60), 2)
+    parts = []
+    for _ in range(3):
+        parts.append(float(pio2))
+        pio2 = ctx.subtract(pio2, decimal.Decimal(parts[-1]))
+    return tuple(parts), float(ctx.divide(2, decimal.Decimal(PI_60)))
+
+
+PI_60 = "3.14159265358979323846264338327950288419716939937510582097494"
+PIO2, TWO_OVER_PI = _pio2_parts()
+
+
+def _exp64_lanes(builder, x):
+    v, b = _Vector(builder, x.type), builder
+    x = v.clamp(x, -746.0, 710.0)
+    k, n = v.nearest(x, INV_LN2)
+    r_hi = v.fma(k, v.const(-LN2_HI), x)      # exact: LN2_HI's zero bits, |r| <= ln2 / 2
+    r, c = v.two_sum(r_hi, b.fmul(k, v.const(-LN2_LO)))            # r + c = x - k ln2
+    one, lost = v.fast_two_sum(v.const(1.0), r)                     # one + lost = 1 + r
+    p = b.fmul(b.fmul(r, r), v.horner(r, EXP_TAYLOR))               # r^2 q(r)
+    e = b.fadd(one, b.fadd(lost, b.fadd(p, v.fma(c, r, c))))       # + c (1 + r)
+    half = b.ashr(n, v.const(1, ints=True))                # 2^k = 2^half 2^(k - half)
+    e = b.fmul(e, v.power_of_two(b.sub(n, half)))
+    return b.fmul(e, v.power_of_two(half))
+
+
+def _trig_lanes(name: str):
+    """sin or cos (quadrant shift 0 or 1) of float64 lanes."""
+    shift = {"sin": 0, "cos": 1}[name]
+
+    def lanes(builder, x):
+        from llvmlite import ir
+        v, b = _Vector(builder, x.type), builder
+        k, n = v.nearest(x, TWO_OVER_PI)
+        r1 = v.fma(k, v.const(-PIO2[0]), x)                        # exact
+        w = b.fmul(k, v.const(-PIO2[1]))
+        w_err = v.fma(k, v.const(-PIO2[1]), b.fneg(w))          # -k PIO2[1] = w + w_err
+        hi, err = v.two_sum(r1, w)
+        lo = v.fma(k, v.const(-PIO2[2]), b.fadd(err, w_err))    # r = hi + lo
+        z, hz = b.fmul(hi, hi), b.fmul(b.fmul(hi, hi), v.const(0.5))
+        # sin(hi + lo) ~ hi + (hi^3 S(z) + lo (1 - z/2))
+        cube = b.fmul(z, hi)
+        odd_terms = v.fma(cube, v.const(SIN_TAYLOR[0]),
+                          b.fmul(b.fmul(cube, z), v.horner(z, SIN_TAYLOR[1:])))
+        sin_r = b.fadd(hi, b.fadd(odd_terms, v.fma(b.fneg(hz), lo, lo)))
+        # cos(hi + lo) ~ (1 - z/2) + (z^2 C(z) - hi lo), the rounding error of 1 - z/2 kept
+        one_hz = b.fsub(v.const(1.0), hz)
+        lost = b.fsub(b.fsub(v.const(1.0), one_hz), hz)
+        even_terms = v.fma(b.fmul(z, z), v.horner(z, COS_TAYLOR), b.fneg(b.fmul(hi, lo)))
+        cos_r = b.fadd(one_hz, b.fadd(lost, even_terms))
+        q = b.add(n, v.const(shift, ints=True))                      # the quadrant
+        odd = b.trunc(q, ir.VectorType(ir.IntType(1), x.type.count))
+        y = b.select(odd, cos_r, sin_r)
+        sign = b.shl(b.and_(q, v.const(2, ints=True)), v.const(62, ints=True))
+        y = b.bitcast(b.xor(b.bitcast(y, v.ints), sign), x.type)
+        if name == "sin":                                         # sin(-0) is -0
+            y = b.select(b.fcmp_ordered("==", x, v.const(0.0)), x, y)
+        # Lanes beyond the reduction's range, inf and NaN: glibc's scalar function.
+        far = b.fcmp_unordered(">", b.call(_declare(b, "llvm.fabs", x.type), [x]),
+                               v.const(TRIG_LIMIT))
+        any_far = b.call(_declare(b, "llvm.vector.reduce.or", far.type, ir.IntType(1)), [far])
+        entry = b.block
+        with b.if_then(any_far, likely=False):
+            scalar, exact = _declare(b, f"llvm.{name}", ir.DoubleType()), y
+            for j in range(x.type.count):
+                exact = b.insert_element(
+                    exact, b.call(scalar, [b.extract_element(x, _index(j))]), _index(j))
+            exact = b.select(far, exact, y)
+            far_block = b.block
+        result = b.phi(x.type)
+        result.add_incoming(y, entry)
+        result.add_incoming(exact, far_block)
+        return result
+    return lanes
 
 
 _WIDE = {"exp": _exp_lanes}
+_IEEE64 = {"exp": _exp64_lanes, "sin": _trig_lanes("sin"), "cos": _trig_lanes("cos")}
 
 
 if AVAILABLE:            # vsin8, wsin8, vexp8, ...: the names IMPORT brings into kernels
-    globals().update({f"{family}{name}8": _vector_function(name, symbols[wide], wide)
-                      for name, symbols in FUNCTIONS.items()
-                      for wide, family in ((False, "v"), (True, "w"))})
+    globals().update({f"{family}{name}8": _vector_function(name, family)
+                      for family, names in FAMILIES.values() for name in names})
 
 
 # -- the loop rewrite ------------------------------------------------------------------------
 
 _LOOP = re.compile(r"^(\s*)for (\w+) in (prange|range)\((.*)\):$")
 _ASSIGN = re.compile(r"^\s*(\w+) ([-+*|&]?=) (.*)$")
-_CALL = re.compile(r"^(\w+) = float32\((" + "|".join(FUNCTIONS) + r")\((.*)\)\)$")
+_CALL = re.compile(r"^(\w+) = (float32|float64)\((" + "|".join(FUNCTIONS) + r")\((.*)\)\)$")
 _CONTROL = re.compile(r"^\s*(for|if|elif|else|while)\b")
 _STORE = re.compile(r"^\w+\[.*\] = ")
 
 
 def interleave(lines: list, fast: bool) -> list:
-    """`lines` (a kernel's loops) with every innermost loop that calls a vector function on
-    float32 values computed 8 elements at a time: with the `v` functions if `fast`, else with
-    the `w` ones."""
+    """`lines` (a kernel's loops) with every innermost loop that calls a lane function
+    (FAMILIES: by the call's dtype and `fast`) computed 8 elements at a time."""
     out, k = [], 0
     while k < len(lines):
         m = _LOOP.match(lines[k])
@@ -227,7 +402,7 @@ def interleave(lines: list, fast: bool) -> list:
                     len(lines[body_end].lstrip()) > depth:
                 body_end += 1
             rewritten = _interleaved(m, [line.strip() for line in lines[k + 1:body_end]],
-                                     out, lines[body_end:], "v" if fast else "w")
+                                     out, lines[body_end:], fast)
             if rewritten is not None:
                 out += rewritten
                 k = body_end
@@ -237,12 +412,30 @@ def interleave(lines: list, fast: bool) -> list:
     return out
 
 
-def _interleaved(loop, body: list, before: list, after: list, family: str):
+def lane_call(line: str, fast: bool):
+    """(name, lane function, argument) if `line` is `name = float64(sin(arg))` or the like,
+    and the family of its dtype and precision computes that function; else None."""
+    m = _CALL.match(line)
+    if m is None:
+        return None
+    name, dtype, fn, arg = m.groups()
+    family, names = FAMILIES[(dtype, fast)]
+    return (name, f"{family}{fn}8", arg) if fn in names else None
+
+
+def in_lanes(op: str, dtype, fast: bool) -> bool:
+    """Whether kernels compute `op` on `dtype` values in lanes (the launch weight)."""
+    family = FAMILIES.get((str(dtype), fast))
+    return AVAILABLE and family is not None and op in family[1]
+
+
+def _interleaved(loop, body: list, before: list, after: list, fast: bool):
     """The lanes and the tail for one loop, or None if it does not qualify: a body of plain
     statements with a vector call, each accumulator updated in one statement only, and no
     per-element value read after the loop (`before`, `after`: the lines around it)."""
     indent, var, kind, bounds = loop.groups()
-    if any(_CONTROL.match(line) for line in body) or not any(_CALL.match(s) for s in body):
+    calls = {line: lane_call(line, fast) for line in body}
+    if any(_CONTROL.match(line) for line in body) or not any(calls.values()):
         return None
     local = _lane_local(var, body)
     if local is None or any(_read_first(name, after) for name in local):
@@ -261,13 +454,12 @@ def _interleaved(loop, body: list, before: list, after: list, family: str):
     lanes = [f"{var}_L{j} = ({first}g * {LANES} + {j}) & NONNEG" for j in range(LANES)]
     tail = []
     for line in body:
-        call = _CALL.match(line)
-        if call:
-            name, fn, arg = call.groups()
-            lanes.append(f"{', '.join(f'{name}_L{j}' for j in range(LANES))} = {family}{fn}8("
+        if calls[line]:
+            name, fn, arg = calls[line]
+            lanes.append(f"{', '.join(f'{name}_L{j}' for j in range(LANES))} = {fn}("
                          f"{', '.join(lane(arg, j) for j in range(LANES))})")
             tail += [f"{name}_x = {arg}",
-                     f"{name} = {family}{fn}8({', '.join([f'{name}_x'] * LANES)})[0]"]
+                     f"{name} = {fn}({', '.join([f'{name}_x'] * LANES)})[0]"]
         elif line in split:                     # acc += v: lane j into acc_A<j>
             name, op, value = _ASSIGN.match(line).groups()
             lanes += [f"{name}_A{j} {op} {lane(value, j)}" for j in range(LANES)]

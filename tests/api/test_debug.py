@@ -32,7 +32,8 @@ def test_dump_ir_text_dot_backend():
     assert dot.startswith("digraph numlazy {") and "n1 -> n3;" in dot and dot.endswith("}")
     assert nl.debug.render_ir_graph(y) == dot
     source = nl.debug.dump_ir([y, s], "backend")
-    assert "# kernel 0:" in source and "def parallel(" in source and "sin(" in source
+    assert "# kernel 0:" in source and "def parallel(" in source
+    assert "sin(" in source or "xsin8(" in source          # (8 lanes a call on AVX2)
     assert not y._node.realized                       # dumping runs nothing
 
 

@@ -1,7 +1,8 @@
-"""The CPU backend's SIMD float32 transcendentals (numlazy_cpu/vmath.py): the loop rewrite on
-its own, which kernels get which functions (`v`: "fast", float32 lanes; `w`: "ieee", computed
-in float64 lanes), and their values against NumPy at every length (the 8-lane groups and the
-scalar tail), special values included."""
+"""The CPU backend's SIMD transcendentals (numlazy_cpu/vmath.py): the loop rewrite on its own,
+which kernels get which functions (float32 `v`: "fast"; `w`: "ieee", computed in float64
+lanes; float64 `d`: "fast", libmvec's; `x`: "ieee", inline), their accuracy in extended
+precision, and their values against NumPy at every length (the 8-lane groups and the scalar
+tail), special values included."""
 import numpy as np
 import pytest
 
@@ -70,15 +71,25 @@ def test_an_accumulator_not_at_its_identity_keeps_one_chain(before):
     assert not any("acc_A" in line for line in out) and out[-5].strip() == "acc += v_L7"
 
 
-@pytest.mark.parametrize("body", [
-    ["v0 = float32(sin(a0[i0]))", "acc += v0", "o1[i0] = acc"],     # an accumulator read twice
-    ["v0 = float32(sin(a0[i0]))", "if v0 < acc:", "    acc = v0"],    # control flow
-    ["v0 = float32(tan(a0[i0]))", "o1[i0] = v0"],                     # no vector function
-    ["v0 = float64(sin(a0[i0]))", "o1[i0] = v0"],                     # not float32
+@pytest.mark.parametrize("body, fast", [
+    (["v0 = float32(sin(a0[i0]))", "acc += v0", "o1[i0] = acc"], True),   # read twice
+    (["v0 = float32(sin(a0[i0]))", "if v0 < acc:", "    acc = v0"], True),  # control flow
+    (["v0 = float32(tan(a0[i0]))", "o1[i0] = v0"], True),                   # no lane function
+    (["v0 = float64(log(a0[i0]))", "o1[i0] = v0"], False),   # none for "ieee" float64 log
 ])
-def test_loops_that_cannot_run_in_lanes_stay_as_they_are(body):
+def test_loops_that_cannot_run_in_lanes_stay_as_they_are(body, fast):
     loop = ["for i0 in range(n[0]):"] + ["    " + line for line in body]
-    assert vmath.interleave(loop, fast=True) == loop
+    assert vmath.interleave(loop, fast=fast) == loop
+
+
+def test_float64_calls_take_the_float64_families():
+    loop = ["for i0 in range(n[0]):", "    v0 = float64(sin(a0[i0]))",
+            "    v1 = float64(log(v0))", "    o1[i0] = v1"]
+    ieee, fast = (vmath.interleave(loop, fast=f) for f in (False, True))
+    assert any(line.strip().startswith("v0_L0, ") and "= xsin8(" in line for line in ieee)
+    assert "        v1_L0 = float64(log(v0_L0))" not in ieee        # (lane lines: one indent)
+    assert "    v1_L0 = float64(log(v0_L0))" in ieee                # scalar log in each lane
+    assert any("= dsin8(" in line for line in fast) and any("= dlog8(" in line for line in fast)
 
 
 def test_a_value_read_after_the_loop_keeps_it_scalar():
@@ -101,7 +112,8 @@ def test_float32_kernels_call_the_functions_of_their_precision():
         fast = _source(nl.sin(x) * 2)
         assert "vsin8(" in fast and "wsin8(" not in fast
         assert "vexp8(" in _source(nl.sum(nl.exp(x)))
-        assert "sin8(" not in _source(nl.sin(nl.astype(x, "float64")))
+        assert "dsin8(" in _source(nl.sin(nl.astype(x, "float64")))
+    assert "xsin8(" in _source(nl.sin(nl.astype(x, "float64")))
 
 
 def _ulps(got, exact):
@@ -230,3 +242,57 @@ def test_a_sum_of_lane_function_values_adds_in_the_order_of_a_plain_sum():
         for t in row[40:]:
             want += t
         assert value == np.float32(want)
+
+
+def _ulps64(got, exact):
+    """Distance of float64 results from extended-precision values, in ULPs of the float64
+    nearest to each (finite, normal values)."""
+    unit = np.spacing(np.abs(exact.astype(np.float64))).astype(np.longdouble)
+    return np.abs((got.astype(np.longdouble) - exact) / unit).astype(np.float64)
+
+
+_FLOAT64_CASES = {   # name -> arguments: all quadrants, tiny, up to and past the 2^24 limit
+    "sin": [(-4, 4), (-1e-6, 1e-6), (-1e4, 1e4), (-2.0 ** 24, 2.0 ** 24), (-1e9, 1e9)],
+    "cos": [(-4, 4), (-1e4, 1e4), (-1e9, 1e9)],
+    "exp": [(-700, 700), (-1, 1), (-745, -708)],      # the last: subnormal results
+}
+
+
+@needs_libmvec
+@pytest.mark.parametrize("precision, worst, rounded", [("ieee", 1.0, 0.95), ("fast", 4.0, 0.3)])
+def test_float64_lane_functions_against_extended_precision(precision, worst, rounded):
+    """"ieee": within 1 ULP, most results correctly rounded (glibc's scalar functions: 0.52
+    ULP); "fast": libmvec's, within 4 ULP."""
+    rng = np.random.default_rng(5)
+    hosts = {name: np.concatenate([rng.uniform(lo, hi, 40_000) for lo, hi in ranges])
+             for name, ranges in _FLOAT64_CASES.items()}
+    for name in ("sin", "cos"):                            # near the multiples of pi / 2
+        hosts[name] = np.concatenate([hosts[name], np.arange(1, 2001) * (np.pi / 2)])
+    with nl.backends.cpu.flags(fp32_precision=precision):
+        xs = {name: nl.asarray(h) for name, h in hosts.items()}
+        assert f"{'x' if precision == 'ieee' else 'd'}sin8(" in _source(nl.sin(xs["sin"]))
+        got = nl.to_cpu([getattr(nl, name)(xs[name]) for name in hosts])
+    for (name, host), g in zip(hosts.items(), got):
+        exact = getattr(np, name)(host.astype(np.longdouble))
+        normal = np.abs(exact) >= np.finfo(np.float64).tiny
+        ulps = _ulps64(g[normal], exact[normal])
+        assert ulps.max() <= worst, (name, host[normal][np.argmax(ulps)])
+        assert np.mean(ulps <= 0.5) > rounded, name
+        # subnormal results round once more: within 1 ULP of the subnormal spacing
+        tiny = ~normal & (exact != 0)
+        assert np.all(np.abs(g[tiny] - exact[tiny]) <= 5e-324 * (1 if precision == "ieee" else 4))
+
+
+@needs_libmvec
+@pytest.mark.parametrize("precision", ["ieee", "fast"])
+def test_float64_lane_functions_keep_special_values(precision):
+    host = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e300, -1e300, 5e-324, 709.78, 710.0,
+                     -745.2, -708.5, 2.0 ** 24, 2.0 ** 24 + 2, -3e-320, 1e-310] * 2)
+    x = nl.asarray(host)
+    with nl.backends.cpu.flags(fp32_precision=precision):
+        got = nl.to_cpu([nl.sin(x), nl.cos(x), nl.exp(x)])
+    with np.errstate(all="ignore"):
+        want = [np.sin(host), np.cos(host), np.exp(host)]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-15, atol=0)     # NaN where NumPy has NaN
+        np.testing.assert_array_equal(np.signbit(g[~np.isnan(w)]), np.signbit(w[~np.isnan(w)]))
