@@ -109,7 +109,7 @@ PRELUDE = "\n".join([
 _serial_threshold = 0
 # A kernel's work per element, in elements of an arithmetic kernel: 1, plus this for each
 # transcendental op it computes (ops.TRANSCENDENTAL), except those computed 8 lanes at a time
-# (vmath.py: float32 and float64 sin, cos, exp, and float32 log; ~2-3 ns an element). Loops
+# (vmath.py: float32 and float64 sin, cos, exp and log; ~2-3.5 ns an element). Loops
 # take the serial variant below `serial_threshold` / weight elements. On the 2-core VM,
 # where a parallel launch costs ~20 µs, the tiny workload's step (float64 sin and exp, then
 # libm's, weight 9: parallel from 3,641 elements) took 229 -> 200 µs at 4,000 elements and

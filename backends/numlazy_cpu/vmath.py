@@ -23,8 +23,8 @@ Four families of functions, by dtype and precision (FAMILIES):
   0.5 ULP plus 2^-26 ULP of the exact value: as accurate as glibc's scalar `sinf`, which also
   computes in float64 (the float32 chain on 16 cores: 29.4 -> 12.6 ms).
 - float64, "fast": `dsin8` and co., libmvec's float64 versions, at most 4 ULP.
-- float64, "ieee": `xsin8`, `xcos8`, `xexp8`, inline (`_IEEE64`), within 1 ULP and mostly
-  correctly rounded; float64 log stays glibc's scalar function.
+- float64, "ieee": `xsin8` and co., inline (`_IEEE64`), within 1 ULP and mostly correctly
+  rounded.
 
 Lanes run each statement in element order. A sum or product that starts at its identity
 just before the loop runs in 8 accumulators, lane j taking elements j, j + 8, ..., combined
@@ -48,10 +48,9 @@ FUNCTIONS = {"sin": ("_ZGVdN8v_sinf", "_ZGVdN4v_sin"), "cos": ("_ZGVdN8v_cosf", 
 # The families of lane functions, by (lane dtype, "fast"?): the family's letter and the
 # functions it computes. `v`: libmvec's float32 functions, at most 4 ULP. `w`: float32
 # arguments computed in float64 (libmvec's, or `_WIDE` inline) and rounded once. `d`:
-# libmvec's float64 functions, at most 4 ULP. `x`: float64 within 1 ULP, inline (`_IEEE64`);
-# "ieee" float64 log stays glibc's scalar one.
+# libmvec's float64 functions, at most 4 ULP. `x`: float64 within 1 ULP, inline (`_IEEE64`).
 FAMILIES = {("float32", True): ("v", tuple(FUNCTIONS)), ("float32", False): ("w", tuple(FUNCTIONS)),
-            ("float64", True): ("d", tuple(FUNCTIONS)), ("float64", False): ("x", ("sin", "cos", "exp"))}
+            ("float64", True): ("d", tuple(FUNCTIONS)), ("float64", False): ("x", tuple(FUNCTIONS))}
 # The import line of kernels that call them. It names this file's hash: Numba's disk cache
 # knows a kernel by its source, and a change here must not reuse kernels compiled before it.
 IMPORT = "from numlazy_cpu.vmath import " + ", ".join(
@@ -267,27 +266,34 @@ def _exp_lanes(builder, x):
     return builder.fmul(v.horner(r, EXP_POLY), v.power_of_two(n))    # times 2^k: exact
 
 
-# -- "ieee" float64 exp, sin and cos, inline ---------------------------------------------------
+# -- "ieee" float64 exp, sin, cos and log, inline ---------------------------------------------
 # libmvec's float64 functions are off by up to 3.5 ULP (a quarter of sin's results by more
 # than 1; glibc's scalar ones by at most 0.52, measured in bench/NOTES.md, session 17): good
 # for "fast" (the `d` family), not for "ieee". These stay within 1 ULP, most results
-# correctly rounded (tests/unit/test_cpu_vmath.py measures both in extended precision):
+# correctly rounded (tests/unit/test_cpu_vmath.py measures both in extended precision; max
+# 0.62 ULP for exp, 0.78 sin and cos, 0.83 log):
 #
 # exp: x clamped to [-746, 710] (beyond, every result is 0 or inf), k = round(x / ln2),
-#   r = x - k ln2 (the high product exact, as above: |r| <= ln2 / 2), e^r = 1 + s with
-#   s = r + r^2 q(r), q the Taylor polynomial to r^13 (truncation 4e-18), then times 2^k in
-#   two exact halves so that subnormal results round once and overflow gives inf.
+#   r + c = x - k ln2 in double-double (the high product exact, as above: |r| <= ln2 / 2),
+#   e^r = 1 + r + r^2 q(r) + c (1 + r), q the Taylor polynomial to r^13 (truncation 4e-18),
+#   with the rounding error of 1 + r kept; then times 2^k in two exact halves so that
+#   subnormal results round once and overflow gives inf.
 # sin, cos: k = round(x / (pi/2)), r = x - k pi/2 in double-double (pi/2 in three parts,
 #   the first product exact by FMA), then the Taylor polynomials of sin (to r^17) and cos
 #   (to r^16) on |r| <= pi/4 with r's low part folded in, the quadrant k mod 4 picking the
 #   polynomial and sign. Lanes with |x| > 2^24, inf or NaN take glibc's scalar sin/cos
 #   (the reduction needs more bits of pi beyond).
+# log: x = 2^k m with m in [sqrt(1/2), sqrt(2)) (subnormals scaled by 2^54 first), f = m - 1,
+#   log(1 + f) through s = f / (2 + f) and the series of atanh in s^2 (to s^21), k ln2 in
+#   two parts; 0, negative numbers, inf and NaN selected at the end.
 
 EXP_TAYLOR = tuple(1 / math.factorial(j) for j in range(2, 14))       # q(r): 1/2!, ..., 1/13!
 # sin(r) = r + r^3 (S[0] + r^2 S[1] + ...), cos(r) = 1 - r^2 / 2 + r^4 (C[0] + r^2 C[1] + ...)
 SIN_TAYLOR = tuple((-1) ** (j + 1) / math.factorial(2 * j + 3) for j in range(8))
 COS_TAYLOR = tuple((-1) ** j / math.factorial(2 * j + 4) for j in range(7))
 TRIG_LIMIT = 2.0 ** 24
+# log(1 + f) = f - f^2/2 + s (f^2/2 + R(s^2)), s = f / (2 + f), R(z) = z (2/3 + z (2/5 + ...))
+LOG_TAYLOR = tuple(2 / (2 * j + 3) for j in range(10))
 
 
 def _pio2_parts():
@@ -372,7 +378,33 @@ def _trig_lanes(name: str):
 
 
 _WIDE = {"exp": _exp_lanes}
-_IEEE64 = {"exp": _exp64_lanes, "sin": _trig_lanes("sin"), "cos": _trig_lanes("cos")}
+def _log64_lanes(builder, x):
+    v, b = _Vector(builder, x.type), builder
+    ints, one_bits = v.ints, v.const(0x3FF0000000000000, ints=True)
+    tiny = b.fcmp_ordered("<", x, v.const(2.0 ** -1022))         # subnormal: scaled up first
+    bits = b.bitcast(b.select(tiny, b.fmul(x, v.const(2.0 ** 54)), x), ints)
+    e = b.sub(b.and_(b.lshr(bits, v.const(52, ints=True)), v.const(0x7FF, ints=True)),
+              b.select(tiny, v.const(1023 + 54, ints=True), v.const(1023, ints=True)))
+    m = b.bitcast(b.or_(b.and_(bits, v.const((1 << 52) - 1, ints=True)), one_bits), x.type)
+    big = b.fcmp_ordered(">", m, v.const(math.sqrt(2.0)))        # m in [sqrt(1/2), sqrt(2))
+    m = b.select(big, b.fmul(m, v.const(0.5)), m)
+    k = b.sitofp(b.add(e, b.zext(big, ints)), x.type)
+    f = b.fsub(m, v.const(1.0))                                   # exact (Sterbenz)
+    hfsq = b.fmul(v.const(0.5), b.fmul(f, f))
+    s = b.fdiv(f, b.fadd(v.const(2.0), f))
+    z = b.fmul(s, s)
+    r = b.fmul(z, v.horner(z, LOG_TAYLOR))
+    tail = v.fma(s, b.fadd(hfsq, r), b.fmul(k, v.const(LN2_LO)))
+    y = v.fma(k, v.const(LN2_HI), b.fneg(b.fsub(b.fsub(hfsq, tail), f)))   # k LN2_HI exact
+    # log(0) = -inf, log(x < 0) = NaN, log(inf) = inf, NaN stays
+    y = b.select(b.fcmp_ordered("==", x, v.const(0.0)), v.const(-math.inf), y)
+    y = b.select(b.fcmp_ordered("<", x, v.const(0.0)), v.const(math.nan), y)
+    y = b.select(b.fcmp_ordered("==", x, v.const(math.inf)), x, y)
+    return b.select(b.fcmp_unordered("!=", x, x), x, y)
+
+
+_IEEE64 = {"exp": _exp64_lanes, "sin": _trig_lanes("sin"), "cos": _trig_lanes("cos"),
+           "log": _log64_lanes}
 
 
 if AVAILABLE:            # vsin8, wsin8, vexp8, ...: the names IMPORT brings into kernels
