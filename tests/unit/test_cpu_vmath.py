@@ -161,14 +161,15 @@ def test_ieee_float32_exp_is_rounded_once_over_its_whole_range():
 
 
 @needs_libmvec
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("precision", ["ieee", "fast"])
-def test_a_value_gets_one_result_wherever_it_sits(precision):
+def test_a_value_gets_one_result_wherever_it_sits(precision, dtype):
     """The last n % 8 elements go through the same vector function as the lanes (the scalar
     float32 sin and exp were 1 ULP off for these two values)."""
     with nl.backends.cpu.flags(fp32_precision=precision):
-        for value, fn in [(-0.35014224, nl.sin), (13.462766, nl.exp)]:
+        for value, fn in [(-0.35014224, nl.sin), (13.462766, nl.exp), (0.7071, nl.log)]:
             for n in (1, 7, 9, 17):
-                got = np.asarray(fn(nl.asarray(np.full(n, value, np.float32))))
+                got = np.asarray(fn(nl.asarray(np.full(n, value, dtype))))
                 assert len(set(got.tolist())) == 1, (value, n, got)
 
 
