@@ -49,8 +49,10 @@ FUNCTIONS = {"sin": ("_ZGVdN8v_sinf", "_ZGVdN4v_sin"), "cos": ("_ZGVdN8v_cosf", 
 # functions it computes. `v`: libmvec's float32 functions, at most 4 ULP. `w`: float32
 # arguments computed in float64 (libmvec's, or `_WIDE` inline) and rounded once. `d`:
 # libmvec's float64 functions, at most 4 ULP. `x`: float64 within 1 ULP, inline (`_IEEE64`).
-FAMILIES = {("float32", True): ("v", tuple(FUNCTIONS)), ("float32", False): ("w", tuple(FUNCTIONS)),
-            ("float64", True): ("d", tuple(FUNCTIONS)), ("float64", False): ("x", tuple(FUNCTIONS))}
+FAMILIES = {("float32", True): ("v", tuple(FUNCTIONS)),
+            ("float32", False): ("w", tuple(FUNCTIONS)),
+            ("float64", True): ("d", tuple(FUNCTIONS)),
+            ("float64", False): ("x", tuple(FUNCTIONS))}
 # The import line of kernels that call them. It names this file's hash: Numba's disk cache
 # knows a kernel by its source, and a change here must not reuse kernels compiled before it.
 IMPORT = "from numlazy_cpu.vmath import " + ", ".join(
@@ -91,7 +93,7 @@ def _vector_function(name: str, family: str):
     element, nb_type = (ir.DoubleType(), types.float64) if family in "dx" else \
         (ir.FloatType(), types.float32)
     lanes = ir.VectorType(element, LANES)
-    doubles, half = ir.VectorType(ir.DoubleType(), LANES), ir.VectorType(ir.DoubleType(), 4)
+    doubles = ir.VectorType(ir.DoubleType(), LANES)
 
     def call(builder, x, symbol):
         fn = builder.module.globals.get(symbol) or ir.Function(
@@ -271,7 +273,7 @@ def _exp_lanes(builder, x):
 # than 1; glibc's scalar ones by at most 0.52, measured in bench/NOTES.md, session 17): good
 # for "fast" (the `d` family), not for "ieee". These stay within 1 ULP, most results
 # correctly rounded (tests/unit/test_cpu_vmath.py measures both in extended precision; max
-# 0.62 ULP for exp, 0.78 sin and cos, 0.83 log):
+# 0.65 ULP for exp, 0.78 sin and cos, 0.83 log):
 #
 # exp: x clamped to [-746, 710] (beyond, every result is 0 or inf), k = round(x / ln2),
 #   r + c = x - k ln2 in double-double (the high product exact, as above: |r| <= ln2 / 2),
@@ -314,6 +316,7 @@ PIO2, TWO_OVER_PI = _pio2_parts()
 
 
 def _exp64_lanes(builder, x):
+    """exp of float64 lanes (see above)."""
     v, b = _Vector(builder, x.type), builder
     x = v.clamp(x, -746.0, 710.0)
     k, n = v.nearest(x, INV_LN2)
@@ -340,7 +343,8 @@ def _trig_lanes(name: str):
         w_err = v.fma(k, v.const(-PIO2[1]), b.fneg(w))          # -k PIO2[1] = w + w_err
         hi, err = v.two_sum(r1, w)
         lo = v.fma(k, v.const(-PIO2[2]), b.fadd(err, w_err))    # r = hi + lo
-        z, hz = b.fmul(hi, hi), b.fmul(b.fmul(hi, hi), v.const(0.5))
+        z = b.fmul(hi, hi)
+        hz = b.fmul(z, v.const(0.5))
         # sin(hi + lo) ~ hi + (hi^3 S(z) + lo (1 - z/2))
         cube = b.fmul(z, hi)
         odd_terms = v.fma(cube, v.const(SIN_TAYLOR[0]),
@@ -377,8 +381,8 @@ def _trig_lanes(name: str):
     return lanes
 
 
-_WIDE = {"exp": _exp_lanes}
 def _log64_lanes(builder, x):
+    """log of float64 lanes (see above)."""
     v, b = _Vector(builder, x.type), builder
     ints, one_bits = v.ints, v.const(0x3FF0000000000000, ints=True)
     tiny = b.fcmp_ordered("<", x, v.const(2.0 ** -1022))         # subnormal: scaled up first
@@ -403,6 +407,7 @@ def _log64_lanes(builder, x):
     return b.select(b.fcmp_unordered("!=", x, x), x, y)
 
 
+_WIDE = {"exp": _exp_lanes}
 _IEEE64 = {"exp": _exp64_lanes, "sin": _trig_lanes("sin"), "cos": _trig_lanes("cos"),
            "log": _log64_lanes}
 
