@@ -47,8 +47,10 @@ class CpuBackend(Backend):
 
     def compile_kernel(self, kernel, graph):
         parts, fast = _parts(kernel, graph), fastmath("cpu", graph, kernel)
-        module = cache.load_module(_source(parts, fast))       # (parts.calls complete)
-        return Launcher(module.parallel, module.serial, _weight(parts.calls, bool(fast)))
+        source = _source(parts, fast)                            # (parts.calls complete)
+        module = cache.load_module(source)
+        return Launcher(module.parallel, module.serial,
+                        _weight(parts.calls, bool(fast), source))
 
     def run_opaque(self, op_name, inputs, out, node):
         if op_name != "matmul":
@@ -119,10 +121,12 @@ _serial_threshold = 0
 TRANSCENDENTAL_WEIGHT = 4
 
 
-def _weight(calls, fast: bool) -> int:
-    """1 + TRANSCENDENTAL_WEIGHT per (op, dtype) in `calls` that is not computed in lanes."""
+def _weight(calls, fast: bool, source: str) -> int:
+    """1 + TRANSCENDENTAL_WEIGHT per (op, dtype) in `calls` that `source` does not compute
+    in lanes (a loop with control flow, an argmax's, stays scalar)."""
     return 1 + TRANSCENDENTAL_WEIGHT * sum(
-        not vmath.in_lanes(op, dtype, fast) for op, dtype in calls)
+        not (vmath.in_lanes(op, dtype, fast) and vmath.lane_name(op, dtype, fast) in source)
+        for op, dtype in calls)
 
 
 def _refresh() -> None:

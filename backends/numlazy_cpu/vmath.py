@@ -273,13 +273,13 @@ def _exp_lanes(builder, x):
 # than 1; glibc's scalar ones by at most 0.52, measured in bench/NOTES.md, session 17): good
 # for "fast" (the `d` family), not for "ieee". These stay within 1 ULP, most results
 # correctly rounded (tests/unit/test_cpu_vmath.py measures both in extended precision; max
-# 0.65 ULP for exp, 0.78 sin and cos, 0.83 log):
+# 0.65 ULP for exp, 0.78 sin and cos, 0.85 log):
 #
 # exp: x clamped to [-746, 710] (beyond, every result is 0 or inf), k = round(x / ln2),
 #   r + c = x - k ln2 in double-double (the high product exact, as above: |r| <= ln2 / 2),
 #   e^r = 1 + r + r^2 q(r) + c (1 + r), q the Taylor polynomial to r^13 (truncation 4e-18),
-#   with the rounding error of 1 + r kept; then times 2^k in two exact halves so that
-#   subnormal results round once and overflow gives inf.
+#   with the rounding error of 1 + r kept; then times 2^k in two halves so that overflow
+#   gives inf (subnormal results are rounded twice: ~1% are 1 subnormal unit off).
 # sin, cos: k = round(x / (pi/2)), r = x - k pi/2 in double-double (pi/2 in three parts,
 #   the first product exact by FMA), then the Taylor polynomials of sin (to r^17) and cos
 #   (to r^16) on |r| <= pi/4 with r's low part folded in, the quadrant k mod 4 picking the
@@ -461,9 +461,14 @@ def lane_call(line: str, fast: bool):
 
 
 def in_lanes(op: str, dtype, fast: bool) -> bool:
-    """Whether kernels compute `op` on `dtype` values in lanes (the launch weight)."""
+    """Whether a family computes `op` on `dtype` values in lanes (here)."""
     family = FAMILIES.get((str(dtype), fast))
     return AVAILABLE and family is not None and op in family[1]
+
+
+def lane_name(op: str, dtype, fast: bool) -> str:
+    """The lane function's name, `xsin8` and co. (its call in a kernel: `xsin8(`)."""
+    return f"{FAMILIES[(str(dtype), fast)][0]}{op}8("
 
 
 def _interleaved(loop, body: list, before: list, after: list, fast: bool):

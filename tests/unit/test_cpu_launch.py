@@ -36,6 +36,9 @@ def test_a_kernel_of_transcendental_ops_takes_all_cores_at_a_smaller_size():
     # sin and exp run 8 lanes at a time (where the CPU has AVX2), tan does not
     assert [k.weight for k in in_lanes] == \
         [1 + TRANSCENDENTAL_WEIGHT * (1 if vmath.AVAILABLE else 3)] * 2
+    # an argmax's loop has control flow: its exp stays scalar and weighs
+    scalar = _launched(lambda xp, v: xp.argmax(xp.exp(v)), x)
+    assert scalar.weight == 1 + TRANSCENDENTAL_WEIGHT
 
 
 def test_a_row_kernel_weighs_the_transcendental_ops_of_all_its_phases():
