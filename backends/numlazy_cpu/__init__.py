@@ -124,9 +124,8 @@ TRANSCENDENTAL_WEIGHT = 4
 def _weight(calls, fast: bool, source: str) -> int:
     """1 + TRANSCENDENTAL_WEIGHT per (op, dtype) in `calls` that `source` does not compute
     in lanes (a loop with control flow, an argmax's, stays scalar)."""
-    return 1 + TRANSCENDENTAL_WEIGHT * sum(
-        not (vmath.in_lanes(op, dtype, fast) and vmath.lane_name(op, dtype, fast) in source)
-        for op, dtype in calls)
+    lanes = [vmath.lane_function(op, dtype, fast) for op, dtype in calls]
+    return 1 + TRANSCENDENTAL_WEIGHT * sum(not (f and f + "(" in source) for f in lanes)
 
 
 def _refresh() -> None:

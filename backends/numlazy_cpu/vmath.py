@@ -45,18 +45,16 @@ LANES = 8
 # and 4 float64 lanes.
 FUNCTIONS = {"sin": ("_ZGVdN8v_sinf", "_ZGVdN4v_sin"), "cos": ("_ZGVdN8v_cosf", "_ZGVdN4v_cos"),
              "exp": ("_ZGVdN8v_expf", "_ZGVdN4v_exp"), "log": ("_ZGVdN8v_logf", "_ZGVdN4v_log")}
-# The families of lane functions, by (lane dtype, "fast"?): the family's letter and the
-# functions it computes. `v`: libmvec's float32 functions, at most 4 ULP. `w`: float32
-# arguments computed in float64 (libmvec's, or `_WIDE` inline) and rounded once. `d`:
-# libmvec's float64 functions, at most 4 ULP. `x`: float64 within 1 ULP, inline (`_IEEE64`).
-FAMILIES = {("float32", True): ("v", tuple(FUNCTIONS)),
-            ("float32", False): ("w", tuple(FUNCTIONS)),
-            ("float64", True): ("d", tuple(FUNCTIONS)),
-            ("float64", False): ("x", tuple(FUNCTIONS))}
+# The families of lane functions, by (lane dtype, "fast"?), each computing every FUNCTIONS
+# name. `v`: libmvec's float32 functions, at most 4 ULP. `w`: float32 arguments computed in
+# float64 (libmvec's, or `_WIDE` inline) and rounded once. `d`: libmvec's float64 functions,
+# at most 4 ULP. `x`: float64 within 1 ULP, inline (`_IEEE64`).
+FAMILIES = {("float32", True): "v", ("float32", False): "w",
+            ("float64", True): "d", ("float64", False): "x"}
 # The import line of kernels that call them. It names this file's hash: Numba's disk cache
 # knows a kernel by its source, and a change here must not reuse kernels compiled before it.
 IMPORT = "from numlazy_cpu.vmath import " + ", ".join(
-    f"{family}{name}8" for family, names in FAMILIES.values() for name in names) + \
+    f"{family}{name}8" for family in FAMILIES.values() for name in sorted(FUNCTIONS)) + \
     f"  # vmath {hashlib.sha1(open(__file__, 'rb').read()).hexdigest()[:12]}"
 
 
@@ -186,9 +184,7 @@ class _Vector:
         from llvmlite import ir
         self.b, self.type = builder, vector_type
         self.ints = ir.VectorType(ir.IntType(64), vector_type.count)
-        name = f"llvm.fma.v{vector_type.count}f64"   # (llvmlite's declare_intrinsic: scalars)
-        self._fma = builder.module.globals.get(name) or ir.Function(
-            builder.module, ir.FunctionType(vector_type, [vector_type] * 3), name)
+        self._fma = _declare(builder, "llvm.fma", vector_type, arity=3)
 
     def const(self, value, ints=False):
         from llvmlite import ir
@@ -237,14 +233,16 @@ class _Vector:
         return self.b.bitcast(self.b.shl(biased, self.const(52, ints=True)), self.type)
 
 
-def _declare(builder, name: str, argument_type, return_type=None):
-    """The LLVM intrinsic `name`, overloaded on `argument_type` (one argument)."""
+def _declare(builder, name: str, argument_type, return_type=None, arity=1):
+    """The LLVM intrinsic `name`, overloaded on `argument_type` (llvmlite's
+    `declare_intrinsic` knows scalars only)."""
     from llvmlite import ir
     suffix = f"v{argument_type.count}{_type_code(argument_type.element)}" \
         if isinstance(argument_type, ir.VectorType) else _type_code(argument_type)
     full = f"{name}.{suffix}"
     return builder.module.globals.get(full) or ir.Function(
-        builder.module, ir.FunctionType(return_type or argument_type, [argument_type]), full)
+        builder.module, ir.FunctionType(return_type or argument_type, [argument_type] * arity),
+        full)
 
 
 def _type_code(t) -> str:
@@ -414,7 +412,7 @@ _IEEE64 = {"exp": _exp64_lanes, "sin": _trig_lanes("sin"), "cos": _trig_lanes("c
 
 if AVAILABLE:            # vsin8, wsin8, vexp8, ...: the names IMPORT brings into kernels
     globals().update({f"{family}{name}8": _vector_function(name, family)
-                      for family, names in FAMILIES.values() for name in names})
+                      for family in FAMILIES.values() for name in FUNCTIONS})
 
 
 # -- the loop rewrite ------------------------------------------------------------------------
@@ -450,25 +448,20 @@ def interleave(lines: list, fast: bool) -> list:
 
 
 def lane_call(line: str, fast: bool):
-    """(name, lane function, argument) if `line` is `name = float64(sin(arg))` or the like,
-    and the family of its dtype and precision computes that function; else None."""
+    """(name, lane function, argument) if `line` is `name = float64(sin(arg))` or the like
+    (a dtype and function that a family computes); else None."""
     m = _CALL.match(line)
     if m is None:
         return None
     name, dtype, fn, arg = m.groups()
-    family, names = FAMILIES[(dtype, fast)]
-    return (name, f"{family}{fn}8", arg) if fn in names else None
+    return name, lane_function(fn, dtype, fast), arg
 
 
-def in_lanes(op: str, dtype, fast: bool) -> bool:
-    """Whether a family computes `op` on `dtype` values in lanes (here)."""
+def lane_function(op: str, dtype, fast: bool):
+    """The name of the lane function computing `op` on `dtype` values, `xsin8` and co.;
+    None if no family computes it."""
     family = FAMILIES.get((str(dtype), fast))
-    return AVAILABLE and family is not None and op in family[1]
-
-
-def lane_name(op: str, dtype, fast: bool) -> str:
-    """The lane function's name, `xsin8` and co. (its call in a kernel: `xsin8(`)."""
-    return f"{FAMILIES[(str(dtype), fast)][0]}{op}8("
+    return f"{family}{op}8" if family is not None and op in FUNCTIONS else None
 
 
 def _interleaved(loop, body: list, before: list, after: list, fast: bool):
